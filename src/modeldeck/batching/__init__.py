@@ -1,0 +1,1 @@
+"""The adaptive micro-batcher shared by the server and the batch jobs."""

@@ -1,0 +1,108 @@
+"""Settings read once from the environment and validated before anything starts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TypeVar
+
+from .errors import ConfigError
+
+__all__ = ["Settings"]
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse_bool(var: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{var} must be a boolean, got {raw!r}", hint="use 1/0, true/false, yes/no or on/off")
+
+
+def _number(kind: Callable[[str], T], minimum: float, maximum: float | None = None) -> Callable[[str, str], T]:
+    def parse(var: str, raw: str) -> T:
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{var} must be a {kind.__name__}, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):  # type: ignore[operator]
+            bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            raise ConfigError(f"{var} must be {bounds}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _parse_models(var: str, raw: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    if not names:
+        raise ConfigError(f"{var} must name at least one model, got {raw!r}", hint="for example: ner,parse,embed")
+    return names
+
+
+def _default_home() -> Path:
+    return Path.home() / ".cache" / "modeldeck"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob modeldeck reads from the environment, with its variable name in ``metadata``."""
+
+    home: Path = field(default_factory=_default_home, metadata={"env": "MODELDECK_HOME"})
+    offline: bool = field(default=False, metadata={"env": "MODELDECK_OFFLINE", "parse": _parse_bool})
+    host: str = field(default="127.0.0.1", metadata={"env": "MODELDECK_HOST"})
+    port: int = field(default=8000, metadata={"env": "MODELDECK_PORT", "parse": _number(int, 0, 65535)})
+    models: tuple[str, ...] = field(
+        default=("ner", "parse", "embed"), metadata={"env": "MODELDECK_MODELS", "parse": _parse_models}
+    )
+    max_batch_size: int = field(default=32, metadata={"env": "MODELDECK_MAX_BATCH_SIZE", "parse": _number(int, 1)})
+    max_wait_ms: float = field(
+        default=10.0, metadata={"env": "MODELDECK_MAX_WAIT_MS", "parse": _number(float, 0, 60_000)}
+    )
+    max_queue: int = field(default=1024, metadata={"env": "MODELDECK_MAX_QUEUE", "parse": _number(int, 1)})
+    request_timeout_s: float = field(
+        default=30.0, metadata={"env": "MODELDECK_REQUEST_TIMEOUT_S", "parse": _number(float, 0.001)}
+    )
+    max_body_bytes: int = field(
+        default=8 * 1024 * 1024, metadata={"env": "MODELDECK_MAX_BODY_BYTES", "parse": _number(int, 1024)}
+    )
+    max_text_chars: int = field(
+        default=1_000_000, metadata={"env": "MODELDECK_MAX_TEXT_CHARS", "parse": _number(int, 1)}
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read ``MODELDECK_*`` variables; ``overrides`` (already typed) win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            var = f.metadata["env"]
+            if var in env:
+                parse = f.metadata.get("parse")
+                raw = env[var]
+                if parse is not None:
+                    values[f.name] = parse(var, raw)
+                elif f.name == "home":
+                    values[f.name] = Path(raw).expanduser() if raw.strip() else _default_home()
+                else:
+                    values[f.name] = raw
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(sorted(unknown))}",
+                hint=f"valid settings: {', '.join(f.name for f in fields(cls))}",
+            )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def max_wait_s(self) -> float:
+        return self.max_wait_ms / 1000.0

@@ -1,0 +1,193 @@
+"""The one exception tree of modeldeck: every error has a stable code and says how to fix it.
+
+    ModelDeckError                       MD000
+    ├── ConfigError                      MD010  a setting or environment variable is invalid
+    ├── InputError                       MD100  one input is unusable (maps to 4xx / per-item error)
+    │   ├── EmptyInputError              MD101
+    │   ├── InputTypeError               MD102
+    │   ├── InputTooLargeError           MD103
+    │   ├── InputDecodeError             MD104
+    │   └── OptionError                  MD110  unknown option or invalid option value
+    ├── NotFoundError                    MD200
+    │   ├── UnknownNameError             MD201  a registry (task, runtime, source) lookup failed
+    │   ├── UnknownModelError            MD202  no such model in the catalog, the store or on disk
+    │   └── ModelNotInstalledError       MD203  known model, artifacts not present locally
+    ├── StoreError                       MD300
+    │   ├── OfflineError                 MD301  a network path was needed in offline mode
+    │   ├── DownloadError                MD302
+    │   ├── ChecksumError                MD303
+    │   └── ManifestError                MD304
+    ├── DependencyError                  MD400  an optional dependency is missing
+    ├── InferenceError                   MD500  the model itself failed
+    │   └── BatchContractError           MD501  a batch function broke the one-output-per-input rule
+    └── ServiceError                     MD600
+        ├── OverloadedError              MD601  queue full; carries retry_after seconds
+        ├── DeadlineExceededError        MD602
+        └── ShuttingDownError            MD603
+
+Only ``serving/`` maps these to HTTP statuses and only ``cli/`` maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "BatchContractError",
+    "ChecksumError",
+    "ConfigError",
+    "DeadlineExceededError",
+    "DependencyError",
+    "DownloadError",
+    "EmptyInputError",
+    "InferenceError",
+    "InputDecodeError",
+    "InputError",
+    "InputTooLargeError",
+    "InputTypeError",
+    "ManifestError",
+    "ModelDeckError",
+    "ModelNotInstalledError",
+    "NotFoundError",
+    "OfflineError",
+    "OptionError",
+    "OverloadedError",
+    "ServiceError",
+    "ShuttingDownError",
+    "StoreError",
+    "UnknownModelError",
+    "UnknownNameError",
+]
+
+
+class ModelDeckError(Exception):
+    """Base of every modeldeck error. ``str(err)`` is ``"[MDnnn] message"``."""
+
+    code = "MD000"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        text = f"[{self.code}] {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def to_dict(self) -> dict[str, str]:
+        """The wire form used in per-item errors: ``{"code", "message"}``."""
+        message = self.message if not self.hint else f"{self.message} ({self.hint})"
+        return {"code": self.code, "message": message}
+
+
+class ConfigError(ModelDeckError):
+    code = "MD010"
+
+
+class InputError(ModelDeckError):
+    code = "MD100"
+
+
+class EmptyInputError(InputError):
+    code = "MD101"
+
+
+class InputTypeError(InputError):
+    code = "MD102"
+
+
+class InputTooLargeError(InputError):
+    code = "MD103"
+
+
+class InputDecodeError(InputError):
+    code = "MD104"
+
+
+class OptionError(InputError):
+    code = "MD110"
+
+
+class NotFoundError(ModelDeckError):
+    code = "MD200"
+
+
+class UnknownNameError(NotFoundError):
+    code = "MD201"
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.valid = sorted(valid)
+        super().__init__(
+            f"unknown {kind} {name!r}",
+            hint=f"valid {kind}s: {', '.join(self.valid) or '(none registered)'}",
+        )
+
+
+class UnknownModelError(NotFoundError):
+    code = "MD202"
+
+
+class ModelNotInstalledError(NotFoundError):
+    code = "MD203"
+
+
+class StoreError(ModelDeckError):
+    code = "MD300"
+
+
+class OfflineError(StoreError):
+    code = "MD301"
+
+
+class DownloadError(StoreError):
+    code = "MD302"
+
+
+class ChecksumError(StoreError):
+    code = "MD303"
+
+
+class ManifestError(StoreError):
+    code = "MD304"
+
+
+class DependencyError(ModelDeckError):
+    code = "MD400"
+
+    def __init__(self, package: str, *, extra: str | None = None, purpose: str = "") -> None:
+        self.package = package
+        install = f'pip install "modeldeck[{extra}]"' if extra else f"pip install {package}"
+        what = f" (needed for {purpose})" if purpose else ""
+        super().__init__(f"the optional dependency {package!r} is not installed{what}", hint=f"run: {install}")
+
+
+class InferenceError(ModelDeckError):
+    code = "MD500"
+
+
+class BatchContractError(InferenceError):
+    code = "MD501"
+
+
+class ServiceError(ModelDeckError):
+    code = "MD600"
+
+
+class OverloadedError(ServiceError):
+    code = "MD601"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, hint=f"retry in {retry_after:.1f}s")
+
+
+class DeadlineExceededError(ServiceError):
+    code = "MD602"
+
+
+class ShuttingDownError(ServiceError):
+    code = "MD603"

@@ -1,0 +1,153 @@
+"""The shape every task shares: options, three stages, and calling on one input or a list."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar, overload
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import EmptyInputError, InputDecodeError, InputTooLargeError, InputTypeError, OptionError
+from ..types import ModelInfo, Result
+
+__all__ = ["DEFAULT_MAX_TEXT_CHARS", "Options", "Task", "check_text"]
+
+DEFAULT_MAX_TEXT_CHARS = 1_000_000
+
+EncT = TypeVar("EncT")
+RawT = TypeVar("RawT")
+ResT = TypeVar("ResT", bound=Result)
+OptT = TypeVar("OptT", bound="Options")
+
+
+class Options(BaseModel):
+    """Base of per-call task options: frozen, validated at construction, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _option_error(task: str, options_type: type[Options], err: ValidationError) -> OptionError:
+    valid = ", ".join(sorted(options_type.model_fields)) or "(none)"
+    problems = []
+    for item in err.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "options"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown option {where!r}")
+        else:
+            problems.append(f"option {where!r}: {item['msg']} (got {item.get('input')!r})")
+    return OptionError(f"{task}: {'; '.join(problems)}", hint=f"valid options for {task}: {valid}")
+
+
+def check_text(raw: object, *, max_chars: int = DEFAULT_MAX_TEXT_CHARS, field: str = "input") -> str:
+    """Validate one text input: a non-empty str (UTF-8 bytes are decoded) within ``max_chars``."""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputDecodeError(
+                f"{field} is not valid UTF-8 (byte {exc.start}: {bytes(raw)[exc.start:exc.start + 1]!r})",
+                hint="send text encoded as UTF-8",
+            ) from None
+    if not isinstance(raw, str):
+        raise InputTypeError(f"{field} must be a string, got {type(raw).__name__}", hint="send text as a JSON string")
+    if not raw.strip():
+        raise EmptyInputError(f"{field} is empty or only whitespace", hint="send at least one non-space character")
+    if len(raw) > max_chars:
+        raise InputTooLargeError(
+            f"{field} has {len(raw):,} characters, more than the limit of {max_chars:,}",
+            hint="split the text, or raise MODELDECK_MAX_TEXT_CHARS",
+        )
+    return raw
+
+
+class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
+    """A loaded model behind one task contract.
+
+    Subclasses set ``name`` and ``options_type`` and implement the three stages. ``forward``
+    takes a batch of encoded items and returns exactly one raw output per item; it does no I/O
+    and is the only stage the batcher runs on the model thread.
+    """
+
+    name: ClassVar[str]
+    options_type: ClassVar[type[Options]]
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        *,
+        batch_size: int = 32,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise OptionError(f"batch_size must be >= 1, got {batch_size}")
+        self.info = info
+        self.batch_size = batch_size
+        self.max_text_chars = max_text_chars
+        self.default_options: OptT = self._validate(options or {})
+
+    def _validate(self, options: Mapping[str, Any]) -> OptT:
+        try:
+            return self.options_type.model_validate(dict(options))  # type: ignore[return-value]
+        except ValidationError as exc:
+            raise _option_error(self.name, self.options_type, exc) from None
+
+    def parse_options(self, options: Mapping[str, Any] | None) -> OptT:
+        """Per-call options layered over the defaults given at load time."""
+        if not options:
+            return self.default_options
+        if not isinstance(options, Mapping):
+            raise OptionError(f"{self.name}: options must be an object, got {type(options).__name__}")
+        return self._validate({**self.default_options.model_dump(exclude_unset=True), **options})
+
+    @abstractmethod
+    def preprocess(self, raw: Any, options: OptT) -> EncT:
+        """Validate and encode one input; raises an ``InputError`` naming what to fix."""
+
+    @abstractmethod
+    def forward(self, batch: Sequence[EncT]) -> list[RawT]:
+        """Run the model on a batch; exactly one raw output per encoded item, in order."""
+
+    @abstractmethod
+    def postprocess(self, raw: RawT, encoded: EncT, options: OptT) -> ResT:
+        """Turn one raw output into a typed, immutable result."""
+
+    def predict(self, inputs: Sequence[Any], options: OptT | None = None) -> list[ResT]:
+        """Run the three stages over ``inputs`` in batches of ``batch_size``, in order."""
+        opts = self.default_options if options is None else options
+        encoded = [self.preprocess(raw, opts) for raw in inputs]
+        results: list[ResT] = []
+        for start in range(0, len(encoded), self.batch_size):
+            chunk = encoded[start : start + self.batch_size]
+            raws = self.forward(chunk)
+            results.extend(self.postprocess(raw, enc, opts) for raw, enc in zip(raws, chunk, strict=True))
+        return results
+
+    @overload
+    def __call__(self, inputs: list[Any], /, **options: Any) -> list[ResT]: ...
+
+    @overload
+    def __call__(self, inputs: Any, /, **options: Any) -> ResT: ...
+
+    def __call__(self, inputs: Any, /, **options: Any) -> ResT | list[ResT]:
+        """One input gives one result; a list gives a list of results in the same order."""
+        opts = self.parse_options(options)
+        if isinstance(inputs, (list, tuple)):
+            return self.predict(list(inputs), opts)
+        return self.predict([inputs], opts)[0]
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /v1/models/{name}`` shows: the model and the options this task takes."""
+        return {
+            "task": self.name,
+            "model": self.info.to_dict(),
+            "options": self.options_type.model_json_schema(),
+            "defaults": self.default_options.model_dump(),
+        }
+
+    def close(self) -> None:
+        """Release what the model holds; the default holds nothing beyond Python objects."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} task={self.name!r} model={self.info.name!r} version={self.info.version!r}>"

@@ -1,0 +1,75 @@
+"""The contracts between layers: what a resolved model is, and the plug-point Protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["ModelInfo", "Result", "TaskProtocol"]
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model resolved to files on this machine, ready for a task to load.
+
+    ``name`` is the catalog or imported name, ``tasks`` the tasks it can serve (the first is its
+    default), ``runtime`` the registered runtime that reads ``path``.
+    """
+
+    name: str
+    version: str
+    tasks: tuple[str, ...]
+    runtime: str
+    path: Path
+    source: str = ""
+    license: str = ""
+    card: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "card", _frozen_mapping(self.card))
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+
+    @property
+    def task(self) -> str:
+        return self.tasks[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "tasks": list(self.tasks),
+            "runtime": self.runtime,
+            "path": str(self.path),
+            "source": self.source,
+            "license": self.license,
+            "card": dict(self.card),
+        }
+
+
+@runtime_checkable
+class Result(Protocol):
+    """Every task result is immutable and converts losslessly to plain JSON-able data."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class TaskProtocol(Protocol):
+    """What the server and the batch jobs need of a loaded task (see ``tasks.base.Task``)."""
+
+    name: str
+    info: ModelInfo
+
+    def parse_options(self, options: Mapping[str, Any] | None) -> Any: ...
+
+    def preprocess(self, raw: Any, options: Any) -> Any: ...
+
+    def forward(self, batch: Sequence[Any]) -> list[Any]: ...
+
+    def postprocess(self, raw: Any, encoded: Any, options: Any) -> Result: ...
