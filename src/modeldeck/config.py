@@ -32,7 +32,8 @@ def _number(kind: Callable[[str], T], minimum: float, maximum: float | None = No
         try:
             value = kind(raw.strip())
         except ValueError:
-            raise ConfigError(f"{var} must be a {kind.__name__}, got {raw!r}") from None
+            noun = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{var} must be {noun}, got {raw!r}") from None
         if value < minimum or (maximum is not None and value > maximum):  # type: ignore[operator]
             bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
             raise ConfigError(f"{var} must be {bounds}, got {raw!r}")
@@ -102,6 +103,22 @@ class Settings:
             )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        # Values given in code (CLI flags, tests) get the same checks as the environment.
+        for f in fields(self):
+            parse = f.metadata.get("parse")
+            value = getattr(self, f.name)
+            if parse is not None and not isinstance(value, (bool, tuple)):
+                parse(f"{f.metadata['env']} ({f.name})", str(value))
+        if not self.models:
+            raise ConfigError("models must name at least one model", hint="for example: ner,parse,embed")
+        if self.max_queue < self.max_batch_size:
+            raise ConfigError(
+                f"MODELDECK_MAX_QUEUE ({self.max_queue}) must be >= MODELDECK_MAX_BATCH_SIZE ({self.max_batch_size})",
+                hint="a queue smaller than a batch could never fill one",
+            )
+        object.__setattr__(self, "home", Path(self.home))
 
     @property
     def max_wait_s(self) -> float:

@@ -8,7 +8,16 @@ from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import EmptyInputError, InputDecodeError, InputTooLargeError, InputTypeError, OptionError
+from ..errors import (
+    EmptyInputError,
+    InferenceError,
+    InputDecodeError,
+    InputError,
+    InputTooLargeError,
+    InputTypeError,
+    ModelDeckError,
+    OptionError,
+)
 from ..types import ModelInfo, Result
 
 __all__ = ["DEFAULT_MAX_TEXT_CHARS", "Options", "Task", "check_text"]
@@ -19,6 +28,9 @@ EncT = TypeVar("EncT")
 RawT = TypeVar("RawT")
 ResT = TypeVar("ResT", bound=Result)
 OptT = TypeVar("OptT", bound="Options")
+
+
+_PENDING = object()
 
 
 class Options(BaseModel):
@@ -37,6 +49,12 @@ def _option_error(task: str, options_type: type[Options], err: ValidationError) 
         else:
             problems.append(f"option {where!r}: {item['msg']} (got {item.get('input')!r})")
     return OptionError(f"{task}: {'; '.join(problems)}", hint=f"valid options for {task}: {valid}")
+
+
+def _inference_error(index: int, exc: Exception) -> ModelDeckError:
+    if isinstance(exc, ModelDeckError):
+        return exc
+    return InferenceError(f"the model failed on input {index} ({type(exc).__name__}: {exc})")
 
 
 def check_text(raw: object, *, max_chars: int = DEFAULT_MAX_TEXT_CHARS, field: str = "input") -> str:
@@ -59,6 +77,13 @@ def check_text(raw: object, *, max_chars: int = DEFAULT_MAX_TEXT_CHARS, field: s
             hint="split the text, or raise MODELDECK_MAX_TEXT_CHARS",
         )
     return raw
+
+
+def unsupported_runtime(task: str, info: ModelInfo, supported: Sequence[str]) -> UnknownNameError:
+    """The error for a model whose runtime this task cannot drive; it lists the ones it can."""
+    err = UnknownNameError(f"{task} runtime", info.runtime, supported)
+    err.message = f"model {info.name!r} uses runtime {info.runtime!r}, which the {task} task does not support"
+    return err
 
 
 class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
@@ -89,9 +114,14 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
 
     def _validate(self, options: Mapping[str, Any]) -> OptT:
         try:
-            return self.options_type.model_validate(dict(options))  # type: ignore[return-value]
+            validated: OptT = self.options_type.model_validate(dict(options))  # type: ignore[assignment]
         except ValidationError as exc:
             raise _option_error(self.name, self.options_type, exc) from None
+        return self.check_options(validated)
+
+    def check_options(self, options: OptT) -> OptT:
+        """Checks that need the loaded model (for example known labels); raise ``OptionError``."""
+        return options
 
     def parse_options(self, options: Mapping[str, Any] | None) -> OptT:
         """Per-call options layered over the defaults given at load time."""
@@ -124,6 +154,48 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
             results.extend(self.postprocess(raw, enc, opts) for raw, enc in zip(raws, chunk, strict=True))
         return results
 
+    def predict_each(self, inputs: Sequence[Any], options: OptT | None = None) -> list[ResT | ModelDeckError]:
+        """Like ``predict``, but a bad input becomes its own error and every other input is answered.
+
+        Inputs that fail preprocessing never reach the model; if a batch fails in ``forward``
+        its items are retried one by one so that only the failing ones carry the error.
+        """
+        opts = self.default_options if options is None else options
+        outputs: list[ResT | ModelDeckError] = []
+        encoded: list[tuple[int, EncT]] = []
+        for index, raw in enumerate(inputs):
+            try:
+                encoded.append((index, self.preprocess(raw, opts)))
+                outputs.append(_PENDING)  # type: ignore[arg-type]
+            except InputError as exc:
+                outputs.append(exc)
+        for start in range(0, len(encoded), self.batch_size):
+            chunk = encoded[start : start + self.batch_size]
+            for (index, enc), raw in self._forward_isolated(chunk, outputs):
+                try:
+                    outputs[index] = self.postprocess(raw, enc, opts)
+                except ModelDeckError as exc:
+                    outputs[index] = exc
+        return outputs
+
+    def _forward_isolated(
+        self, chunk: list[tuple[int, EncT]], outputs: list[ResT | ModelDeckError]
+    ) -> list[tuple[tuple[int, EncT], RawT]]:
+        """Forward a chunk; when it fails, retry item by item and record the failing ones."""
+        try:
+            return list(zip(chunk, self.forward([enc for _, enc in chunk]), strict=True))
+        except Exception as exc:
+            if len(chunk) == 1:
+                outputs[chunk[0][0]] = _inference_error(chunk[0][0], exc)
+                return []
+        pairs = []
+        for item in chunk:
+            try:
+                pairs.append((item, self.forward([item[1]])[0]))
+            except Exception as exc:  # isolate the failing input, keep going
+                outputs[item[0]] = _inference_error(item[0], exc)
+        return pairs
+
     @overload
     def __call__(self, inputs: list[Any], /, **options: Any) -> list[ResT]: ...
 
@@ -139,12 +211,16 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /v1/models/{name}`` shows: the model and the options this task takes."""
-        return {
+        out: dict[str, Any] = {
             "task": self.name,
             "model": self.info.to_dict(),
             "options": self.options_type.model_json_schema(),
-            "defaults": self.default_options.model_dump(),
+            "defaults": self.default_options.model_dump(mode="json"),
         }
+        runtime = getattr(self, "runtime", None)
+        if runtime is not None:
+            out["runtime"] = {"name": runtime.name, "device": runtime.device, "memory_bytes": runtime.memory_bytes()}
+        return out
 
     def close(self) -> None:
         """Release what the model holds; the default holds nothing beyond Python objects."""

@@ -1,0 +1,38 @@
+"""modeldeck: pre-trained models from many frameworks behind one typed task API.
+
+``import modeldeck`` stays light: no machine-learning framework, web framework or pydantic
+is imported until a model is loaded or a server is built.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._api import load
+from ._version import __version__
+from .config import Settings
+from .errors import ModelDeckError
+
+if TYPE_CHECKING:
+    from .similarity import similarity
+    from .store import ModelStore
+
+__all__ = ["ModelDeckError", "ModelStore", "Settings", "__version__", "load", "similarity"]
+
+_LAZY = {
+    "similarity": ("modeldeck.similarity", "similarity"),
+    "ModelStore": ("modeldeck.store", "ModelStore"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module_name, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module_name), attribute)
+    raise AttributeError(f"module 'modeldeck' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

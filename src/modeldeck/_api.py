@@ -1,0 +1,77 @@
+"""``modeldeck.load``: resolve a model through the store and wrap it in its task."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings
+from .errors import OptionError
+
+if TYPE_CHECKING:
+    from .tasks.base import Task
+    from .types import ModelInfo
+
+__all__ = ["load", "load_info"]
+
+
+def load_info(
+    info: ModelInfo,
+    task: str | None = None,
+    *,
+    settings: Settings | None = None,
+    device: str = "cpu",
+    batch_size: int | None = None,
+    **options: Any,
+) -> Task[Any, Any, Any, Any]:
+    """Wrap an already resolved model in the task class registered for ``task``."""
+    from .tasks import TASKS
+
+    settings = settings or Settings.from_env()
+    task_name = task or info.task
+    if task_name not in info.tasks:
+        raise OptionError(
+            f"model {info.name!r} does not serve the task {task_name!r}",
+            hint=f"it serves: {', '.join(info.tasks)}",
+        )
+    task_cls = TASKS.get(task_name)
+    return task_cls.from_model(  # type: ignore[no-any-return]
+        info,
+        device=device,
+        batch_size=batch_size or settings.max_batch_size,
+        max_text_chars=settings.max_text_chars,
+        **options,
+    )
+
+
+def load(
+    name_or_path: str,
+    *,
+    model: str | None = None,
+    settings: Settings | None = None,
+    device: str = "cpu",
+    batch_size: int | None = None,
+    **options: Any,
+) -> Task[Any, Any, Any, Any]:
+    """Load a model behind its task, ready to call on one input or a list.
+
+    ``load("ner")`` gives the task's default model; ``load("ner", model="./my-bert")`` or
+    ``load("ner", model="name@version")`` picks another; ``load("./my-bert")`` infers the task
+    from the files. ``options`` become the task's default call options (``normalize=True``).
+    """
+    from .store import ModelStore
+    from .tasks import TASKS
+
+    settings = settings or Settings.from_env()
+    store = ModelStore(settings)
+    if model is not None:
+        task: str | None = name_or_path
+        if task not in TASKS:
+            raise OptionError(
+                f"{name_or_path!r} is not a task, so it cannot be combined with model={model!r}",
+                hint=f"valid tasks: {', '.join(TASKS.names())}",
+            )
+        info = store.resolve(model, task=task)
+    else:
+        task = name_or_path if name_or_path in TASKS else None
+        info = store.resolve(name_or_path, task=task)
+    return load_info(info, task, settings=settings, device=device, batch_size=batch_size, **options)

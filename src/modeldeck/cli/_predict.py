@@ -1,0 +1,59 @@
+"""``modeldeck predict``: run a task on inputs from the command line, stdin or a file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, ModelDeckError, OptionError
+
+__all__ = ["parse_option", "read_inputs", "run_predict"]
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``key=value`` with the value read as JSON when it parses (``true``, ``3``, ``["A"]``), else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise OptionError(f"cannot read the option {text!r}", hint="write options as KEY=VALUE, e.g. -o normalize=true")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def read_inputs(args: argparse.Namespace) -> list[str]:
+    inputs: list[str] = []
+    for item in args.inputs:
+        if item == "-":
+            inputs.extend(line.rstrip("\n") for line in sys.stdin if line.strip())
+        else:
+            inputs.append(item)
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise InputError(f"input file {str(path)!r} does not exist", hint="check the path given to --file")
+        inputs.extend(line for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    if not inputs:
+        raise InputError("no inputs given", hint="pass texts as arguments, '-' for stdin, or --file PATH")
+    return inputs
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .. import load
+    from ._render import render_outputs
+
+    options = dict(parse_option(text) for text in args.option)
+    inputs = read_inputs(args)
+    task = load(args.task, model=args.model) if args.model else load(args.task)
+    results = task.predict_each(inputs, task.parse_options(options))
+    outputs: list[dict[str, Any]] = [
+        {"error": r.to_dict()} if isinstance(r, ModelDeckError) else r.to_dict() for r in results
+    ]
+    if args.json:
+        print(json.dumps(outputs, ensure_ascii=False))
+    else:
+        render_outputs(task.name, inputs, outputs)
+    return 1 if any("error" in out for out in outputs) else 0

@@ -1,0 +1,24 @@
+"""``modeldeck serve``: settings from the environment, overridden by flags, validated before loading."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import Settings
+
+__all__ = ["run_serve"]
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from ..serving import serve
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
+    settings = Settings.from_env(
+        models=models,
+        host=args.host,
+        port=args.port,
+        max_batch_size=1 if args.no_batching else args.max_batch_size,
+        max_wait_ms=0.0 if args.no_batching else args.max_wait_ms,
+    )
+    serve(settings, log_level=args.log_level)
+    return 0

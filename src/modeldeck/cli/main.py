@@ -1,0 +1,135 @@
+"""The ``modeldeck`` command: argument parsing here, each command's work in its own module.
+
+Only the standard library is imported until a command runs, so ``modeldeck --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+from ..errors import (
+    DependencyError,
+    InputError,
+    ModelDeckError,
+    NotFoundError,
+    ServiceError,
+    StoreError,
+)
+
+__all__ = ["exit_code", "main"]
+
+# Exit codes: 0 ok, 1 unexpected, 2 bad usage or input, 3 store, 4 missing dependency, 5 service.
+_EXIT_CODES: tuple[tuple[type[ModelDeckError], int], ...] = (
+    (InputError, 2),
+    (NotFoundError, 2),
+    (StoreError, 3),
+    (DependencyError, 4),
+    (ServiceError, 5),
+)
+
+
+def exit_code(exc: ModelDeckError) -> int:
+    for cls, code in _EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return 1
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modeldeck",
+        description="Pre-trained models behind one typed task API: predict, serve, manage models, benchmark.",
+    )
+    parser.add_argument("--version", action="version", version=f"modeldeck {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    predict = commands.add_parser("predict", help="run a task on inputs and print the results")
+    predict.add_argument("task", help="task name (ner, parse, embed) or a model name or path")
+    predict.add_argument("inputs", nargs="*", metavar="INPUT", help="texts; '-' reads one input per line from stdin")
+    predict.add_argument("--model", help="model name, name@version or path (default: the task's default)")
+    predict.add_argument("--file", help="read inputs from a file, one per line")
+    predict.add_argument(
+        "-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="task option (JSON value)"
+    )
+    predict.add_argument("--json", action="store_true", help="print the outputs as JSON, as the server does")
+
+    serve = commands.add_parser("serve", help="serve models over HTTP with adaptive batching")
+    serve.add_argument("--models", help="comma-separated specs: TASK, MODEL, TASK:MODEL, ALIAS=TASK:MODEL")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--max-batch-size", type=int, help="largest batch per model (default 32)")
+    serve.add_argument("--max-wait-ms", type=float, help="longest wait to fill a batch (default 10)")
+    serve.add_argument("--no-batching", action="store_true", help="one request per model call (for comparison)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    models = commands.add_parser("models", help="list, show, pull, import, remove and verify models")
+    verbs = models.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs.add_parser("list", help="every model in the catalog and the store")
+    show = verbs.add_parser("show", help="one model's entry, card and installed versions")
+    show.add_argument("name")
+    pull = verbs.add_parser("pull", help="download a model into the store (verified, resumable)")
+    pull.add_argument("name")
+    pull.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp = verbs.add_parser("import", help="import a local file or directory as a named model version")
+    imp.add_argument("path")
+    imp.add_argument("--name", required=True)
+    imp.add_argument("--version", dest="model_version")
+    imp.add_argument("--task", action="append", dest="tasks", help="task(s) it serves (default: inferred)")
+    imp.add_argument("--runtime", help="runtime that reads it (default: inferred)")
+    remove = verbs.add_parser("remove", help="remove a model (NAME or NAME@VERSION) from the store")
+    remove.add_argument("name")
+    verify = verbs.add_parser("verify", help="check every file of a model against its recorded sha256")
+    verify.add_argument("name")
+
+    bench = commands.add_parser("bench", help="load-test a running server and report throughput and latency")
+    bench.add_argument("--url", default="http://127.0.0.1:8000")
+    bench.add_argument("--model", required=True, help="served model name")
+    bench.add_argument("--concurrency", type=int, default=32)
+    limit = bench.add_mutually_exclusive_group()
+    limit.add_argument("--duration", type=float, help="seconds to run (default 10)")
+    limit.add_argument("--requests", type=int, help="number of requests to send")
+    bench.add_argument("--input", action="append", dest="texts", help="input text (repeatable)")
+    bench.add_argument("--input-file", help="inputs, one per line")
+    bench.add_argument("--items-per-request", type=int, default=1)
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command == "predict":
+            from ._predict import run_predict
+
+            return run_predict(args)
+        if args.command == "serve":
+            from ._serve import run_serve
+
+            return run_serve(args)
+        if args.command == "models":
+            from ._models import run_models
+
+            return run_models(args)
+        if args.command == "bench":
+            from ._bench import run_bench_command
+
+            return run_bench_command(args)
+    except ModelDeckError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The ASGI app: models load in the lifespan, live on ``app.state``, and answer through batchers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .._version import __version__
+from ..config import Settings
+from ..errors import (
+    DeadlineExceededError,
+    InferenceError,
+    InputDecodeError,
+    InputError,
+    ModelDeckError,
+    NotFoundError,
+    OverloadedError,
+    ServiceError,
+    ShuttingDownError,
+    UnknownModelError,
+)
+from .deck import AnyTask, Deployment, ModelSpec, load_spec, parse_specs
+from .errors import error_body, error_headers, status_for
+from .limits import BodyLimitMiddleware
+from .metrics import CONTENT_TYPE, ServerMetrics
+
+__all__ = ["Deck", "create_app"]
+
+log = logging.getLogger("modeldeck.serving")
+
+Loader = Callable[[ModelSpec], AnyTask]
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON through pydantic-core's serializer: several times faster than json.dumps on vectors."""
+
+    def render(self, content: Any) -> bytes:
+        return to_json(content)
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: Any = Field(description="One input, or a list of inputs answered in order.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Task options, e.g. {'normalize': true}.")
+    timeout_ms: float | None = Field(default=None, gt=0, description="Deadline for this request.")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: str
+    outputs: list[dict[str, Any]] = Field(description="One entry per input: a result, or {'error': {code, message}}.")
+
+
+class Deck:
+    """The deployments of one server and their loading state."""
+
+    def __init__(self, specs: Sequence[ModelSpec]) -> None:
+        self.specs = list(specs)
+        self.deployments: dict[str, Deployment] = {}
+        self.failed: dict[str, str] = {}
+        self.shutting_down = False
+
+    @property
+    def ready(self) -> bool:
+        return not self.shutting_down and len(self.deployments) == len(self.specs)
+
+    def get(self, name: str) -> Deployment:
+        if self.shutting_down:
+            raise ShuttingDownError("the server is shutting down", hint="retry against another replica")
+        deployment = self.deployments.get(name)
+        if deployment is not None:
+            return deployment
+        names = [spec.alias for spec in self.specs]
+        if name in names:
+            if name in self.failed:
+                raise ServiceError(f"model {name!r} failed to load: {self.failed[name]}")
+            raise ServiceError(f"model {name!r} is still loading", hint="poll /readyz, then retry")
+        raise UnknownModelError(f"no model named {name!r} is served here", hint=f"served models: {', '.join(names)}")
+
+
+def create_app(settings: Settings | None = None, *, loader: Loader | None = None) -> FastAPI:
+    """Build the server for ``settings.models``; models load in the background after start-up."""
+    settings = settings or Settings.from_env()
+    specs = parse_specs(settings.models)
+    load: Loader = loader or (lambda spec: load_spec(spec, settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        deck: Deck = app.state.deck
+        loading = asyncio.create_task(_load_deck(deck, load, settings, app.state.metrics))
+        try:
+            yield
+        finally:
+            deck.shutting_down = True
+            loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loading
+            for deployment in deck.deployments.values():
+                await deployment.stop()
+
+    app = FastAPI(
+        title="modeldeck",
+        version=__version__,
+        lifespan=lifespan,
+        description="Pre-trained models behind one typed task API, with adaptive micro-batching.",
+    )
+    app.state.settings = settings
+    app.state.deck = Deck(specs)
+    app.state.metrics = ServerMetrics()
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    _add_error_handlers(app)
+    _add_routes(app)
+    return app
+
+
+async def _load_deck(deck: Deck, load: Loader, settings: Settings, metrics: ServerMetrics) -> None:
+    for spec in deck.specs:
+        started = time.perf_counter()
+        try:
+            task = await run_in_threadpool(load, spec)
+            deployment = Deployment(spec.alias, task, settings, metrics)
+            await deployment.start()
+        except Exception as exc:  # a model that fails to load must not stop the others
+            deck.failed[spec.alias] = str(exc)
+            log.error("model %s failed to load: %s", spec.alias, exc)
+            continue
+        deck.deployments[spec.alias] = deployment
+        log.info("model %s ready (%s) in %.1fs", spec.alias, task.info.name, time.perf_counter() - started)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ModelDeckError)
+    async def _modeldeck_error(request: Request, exc: ModelDeckError) -> Response:
+        return FastJSONResponse(error_body(exc), status_code=status_for(exc), headers=error_headers(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Starlette's own errors (unparseable body, unknown route, wrong method) in our error shape.
+        if exc.status_code == 400:
+            error: ModelDeckError = InputDecodeError(
+                "the body could not be read as UTF-8 JSON", hint="encode the request body as UTF-8 JSON"
+            )
+        elif exc.status_code == 404:
+            error = NotFoundError(f"no route {request.url.path!r}", hint="see /docs for the routes")
+        else:
+            error = InputError(str(exc.detail))
+        return FastJSONResponse(error_body(error), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+            if err.get("type") == "json_invalid":
+                problems.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})")
+            elif err.get("type") == "extra_forbidden":
+                problems.append(f"unknown field {where!r}")
+            else:
+                problems.append(f"{where}: {err.get('msg')}")
+        error = InputDecodeError(
+            "; ".join(problems) or "the request body is invalid",
+            hint='send JSON like {"inputs": "text" or ["a", "b"], "options": {}}',
+        )
+        return FastJSONResponse(error_body(error), status_code=400 if "JSON" in error.message else 422)
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> Response:
+        deck: Deck = request.app.state.deck
+        body = {
+            "status": "ready" if deck.ready else ("shutting_down" if deck.shutting_down else "loading"),
+            "models": {
+                spec.alias: "ready"
+                if spec.alias in deck.deployments
+                else ("failed" if spec.alias in deck.failed else "loading")
+                for spec in deck.specs
+            },
+        }
+        return FastJSONResponse(body, status_code=200 if deck.ready else 503)
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics(request: Request) -> Response:
+        return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/v1/models", tags=["models"])
+    async def list_models(request: Request) -> dict[str, Any]:
+        deck: Deck = request.app.state.deck
+        models = []
+        for spec in deck.specs:
+            deployment = deck.deployments.get(spec.alias)
+            entry = deployment.describe() if deployment else {"name": spec.alias, "task": spec.task}
+            entry["ready"] = deployment is not None
+            models.append(entry)
+        return {"models": models}
+
+    @app.get("/v1/models/{name}", tags=["models"])
+    async def show_model(name: str, request: Request) -> Response:
+        return FastJSONResponse(request.app.state.deck.get(name).detail())
+
+    @app.post("/v1/models/{name}/predict", tags=["models"], response_model=PredictResponse)
+    async def predict(name: str, body: PredictRequest, request: Request) -> Response:
+        state = request.app.state
+        deployment: Deployment = state.deck.get(name)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await _predict(deployment, body, state.settings)
+            status = 200
+            return response
+        except ModelDeckError as exc:
+            status = status_for(exc)
+            raise
+        finally:
+            state.metrics.requests.labels(name, str(status)).inc()
+            state.metrics.request_seconds.labels(name).observe(time.perf_counter() - started)
+
+
+async def _predict(deployment: Deployment, body: PredictRequest, settings: Settings) -> Response:
+    task = deployment.task
+    single = not isinstance(body.inputs, list)
+    inputs = [body.inputs] if single else body.inputs
+    if not inputs:
+        raise InputError("inputs is an empty list", hint="send at least one input")
+    options = task.parse_options(body.options)
+    metrics = deployment.metrics
+    metrics.items.labels(deployment.name).inc(len(inputs))
+
+    batcher = deployment.batcher
+    if batcher.depth + len(inputs) > settings.max_queue:
+        raise OverloadedError(
+            f"model {deployment.name!r} has {batcher.depth} requests queued (limit {settings.max_queue})",
+            retry_after=batcher.retry_after(),
+        )
+    timeout = body.timeout_ms / 1000.0 if body.timeout_ms else settings.request_timeout_s
+    deadline = time.monotonic() + timeout
+
+    # Tokenizing a long text can take a while: keep it off the event loop.
+    encoded = await run_in_threadpool(deployment.preprocess_all, inputs, options)
+    pending = [
+        deployment.submit(enc, options, deadline) for enc in encoded if not isinstance(enc, InputError)
+    ]
+    try:
+        gathered = await asyncio.wait_for(
+            asyncio.gather(*pending, return_exceptions=True), timeout=max(0.0, deadline - time.monotonic())
+        )
+    except TimeoutError:
+        raise DeadlineExceededError(
+            f"model {deployment.name!r} did not answer within {timeout:.3f}s",
+            hint="raise timeout_ms, send fewer inputs per request, or add capacity",
+        ) from None
+    answers = iter(gathered)
+
+    outputs: list[dict[str, Any]] = []
+    for enc in encoded:
+        result = enc if isinstance(enc, InputError) else next(answers)
+        if isinstance(result, ServiceError):
+            raise result  # overload, deadline, shutdown: the whole request gets the status
+        if isinstance(result, BaseException):
+            error = result if isinstance(result, ModelDeckError) else _inference_error(result)
+            if single:
+                raise error
+            metrics.item_errors.labels(deployment.name, error.code).inc()
+            outputs.append(error_body(error))
+        else:
+            outputs.append(result)
+    return FastJSONResponse({"model": deployment.name, "version": task.info.version, "outputs": outputs})
+
+
+def _inference_error(exc: BaseException) -> InferenceError:
+    log.error("model failed on one input: %r", exc)
+    return InferenceError(f"the model failed on this input ({type(exc).__name__}: {exc})")

@@ -1,0 +1,80 @@
+"""Prometheus metrics of one server, kept on a registry of its own (never the global one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+
+__all__ = ["CONTENT_TYPE", "BatchMetrics", "ServerMetrics"]
+
+_BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ServerMetrics:
+    """Every metric the server exports; one instance per app, on ``app.state``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        r = self.registry
+        self.requests = Counter(
+            "modeldeck_requests", "HTTP predict requests by model and status code", ["model", "status"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "modeldeck_request_seconds", "Predict request latency", ["model"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.items = Counter("modeldeck_items", "Inputs received by model", ["model"], registry=r)
+        self.item_errors = Counter(
+            "modeldeck_item_errors", "Inputs answered with an error, by error code", ["model", "code"], registry=r
+        )
+        self.batch_size = Histogram(
+            "modeldeck_batch_size", "Items per model batch", ["model"], buckets=_BATCH_SIZE_BUCKETS, registry=r
+        )
+        self.batch_seconds = Histogram(
+            "modeldeck_batch_seconds", "Model time per batch", ["model"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.queue_wait = Histogram(
+            "modeldeck_queue_wait_seconds",
+            "Time from enqueue to batch start",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.flushes = Counter("modeldeck_batch_flushes", "Batches by flush reason", ["model", "reason"], registry=r)
+        self.dropped = Counter(
+            "modeldeck_dropped", "Requests dropped before the model (expired, cancelled)", ["model", "reason"], registry=r
+        )
+        self.queue_depth = Gauge("modeldeck_queue_depth", "Items waiting per model", ["model"], registry=r)
+        self.model_ready = Gauge("modeldeck_model_ready", "1 once a model is loaded", ["model"], registry=r)
+
+    def for_model(self, model: str) -> BatchMetrics:
+        return BatchMetrics(self, model)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+@dataclass(frozen=True)
+class BatchMetrics:
+    """The batcher's observer for one model, writing into the server's metrics."""
+
+    metrics: ServerMetrics
+    model: str
+
+    def batch_done(self, size: int, reason: str, seconds: float) -> None:
+        self.metrics.batch_size.labels(self.model).observe(size)
+        self.metrics.batch_seconds.labels(self.model).observe(seconds)
+        self.metrics.flushes.labels(self.model, reason).inc()
+
+    def queue_wait(self, seconds: float) -> None:
+        self.metrics.queue_wait.labels(self.model).observe(seconds)
+
+    def dropped(self, reason: str) -> None:
+        self.metrics.dropped.labels(self.model, reason).inc()
+
+    def failed(self, count: int) -> None:
+        # Item errors are counted with their code where the server maps them.
+        pass
