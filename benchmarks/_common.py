@@ -1,0 +1,85 @@
+"""Helpers shared by the benchmarks: a server subprocess, RSS sampling, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+RESULTS = Path(__file__).resolve().parent.parent / ".bench"
+
+_SUBJECTS = ("The committee", "A young engineer", "Maria Garcia", "The old bridge", "Our new service",
+             "The Berlin office", "Dr. Chen", "The football team", "A small startup", "The river")
+_VERBS = ("announced", "reviewed", "rebuilt", "questioned", "celebrated", "measured", "shipped", "described")
+_OBJECTS = ("the annual budget in London", "a faster search engine", "the results from Tokyo last week",
+            "an unusual painting by Picasso", "the contract with Siemens", "plans for the summer festival",
+            "three new trains for Amtrak", "the history of the Roman Empire")
+
+
+def sentences(n: int) -> list[str]:
+    """``n`` varied, deterministic English sentences (a few named entities in most of them)."""
+    out = []
+    for i in range(n):
+        s, v, o = _SUBJECTS[i % len(_SUBJECTS)], _VERBS[(i // 3) % len(_VERBS)], _OBJECTS[(i // 7) % len(_OBJECTS)]
+        out.append(f"{s} {v} {o} on day {i % 365}.")
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(models: str, *, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """``modeldeck serve`` in a subprocess on 127.0.0.1; yields (url, pid) once /readyz is 200."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as home:
+        proc_env = {**os.environ, "MODELDECK_HOME": home, **(env or {})}
+        cmd = [sys.executable, "-m", "modeldeck", "serve", "--models", models, "--port", str(port),
+               "--log-level", "warning", *extra_args]
+        proc = subprocess.Popen(cmd, env=proc_env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {proc.returncode}")
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not become ready in 180 s")
+                time.sleep(0.2)
+            yield url, proc.pid
+        finally:
+            proc.terminate()
+            proc.wait(60)
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def save(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path
