@@ -12,7 +12,7 @@ import pytest
 
 from modeldeck.serving import create_app
 
-from .conftest import EchoTask, LiveServer, echo_settings
+from ..support import EchoTask, LiveServer, echo_settings
 
 pytestmark = pytest.mark.timeout(60)
 

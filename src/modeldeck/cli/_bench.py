@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of an ascending sequence (``q`` in 0..100)."""
     if not sorted_values:
         return float("nan")
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
+    rank = max(1, min(len(sorted_values), math.ceil(q / 100 * len(sorted_values))))
     return sorted_values[rank - 1]
 
 

@@ -1,17 +1,16 @@
-"""A tiny real task and a real uvicorn server on 127.0.0.1 for the serving tests."""
+"""Shared test doubles: a tiny real task and a real uvicorn server on 127.0.0.1."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 
 from modeldeck.config import Settings
@@ -101,16 +100,3 @@ class LiveServer:
 
 def echo_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings.from_env({}, home=tmp_path / "home", models=("echo",), **overrides)
-
-
-@pytest.fixture
-def echo_task() -> EchoTask:
-    return EchoTask(echo_info(), batch_size=32, max_text_chars=1000)
-
-
-@pytest.fixture
-def live() -> Iterator[list[LiveServer]]:
-    servers: list[LiveServer] = []
-    yield servers
-    for server in servers:
-        server.stop()

@@ -1,0 +1,377 @@
+"""``ModelStore``: resolve a name, task or path to local files; pull, import, verify and remove models."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import ModelNotInstalledError, OfflineError, UnknownModelError
+from ..types import ModelInfo
+from ._infer import infer_layout
+from .artifacts import ArtifactStore, Manifest, content_version, now_iso
+from .catalog import Catalog, CatalogEntry, check_name
+from .pull import Transport
+from .sources import FetchContext, HubDownload, LocalSource, Located, check_record, source_kinds
+
+__all__ = ["ModelStatus", "ModelStore", "VerifyReport"]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    name: str
+    version: str
+    checked: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One row of ``list_models``: a catalog entry or an imported model, and what is installed."""
+
+    name: str
+    tasks: tuple[str, ...]
+    runtime: str
+    source: str
+    license: str
+    installed: tuple[str, ...]
+    default_for: tuple[str, ...]
+    in_catalog: bool
+
+
+def _with_task(tasks: tuple[str, ...], task: str | None) -> tuple[str, ...]:
+    """Put the requested task first, since ``ModelInfo.task`` is the first."""
+    if task is None or task not in tasks or tasks[0] == task:
+        return tasks
+    return (task, *(t for t in tasks if t != task))
+
+
+def _path_digest(path: Path) -> str:
+    # Names, sizes and mtimes rather than contents: resolving a multi-GB directory stays instant.
+    digest = hashlib.sha256()
+    items = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in items:
+        st = p.stat()
+        digest.update(f"{p.relative_to(path) if path.is_dir() else p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+class ModelStore:
+    """The public entry to the catalog and the artifact store under ``settings.home``.
+
+    ``hub_download`` replaces ``huggingface_hub.snapshot_download`` and ``transport`` the HTTP
+    transport (tests and custom mirrors).
+    """
+
+    def __init__(
+        self, settings: Settings, *, hub_download: HubDownload | None = None, transport: Transport | None = None
+    ) -> None:
+        self.settings = settings
+        self.artifacts = ArtifactStore(Path(settings.home))
+        self.source_kinds = source_kinds()
+        self.catalog = Catalog.load(Path(settings.home), self.source_kinds)
+        self._hub_download = hub_download
+        self._transport = transport
+
+    def entry(self, name: str) -> CatalogEntry | None:
+        return self.catalog.get(name)
+
+    # -- resolve -------------------------------------------------------------------------
+
+    def resolve(self, ref: str, *, task: str | None = None, auto_pull: bool = True) -> ModelInfo:
+        info = self._resolve(ref, task, auto_pull)
+        if task is not None and task not in info.tasks:
+            alternative = self.catalog.default_for(task)
+            hint = f"it serves: {', '.join(info.tasks)}"
+            if alternative is not None:
+                hint += f"; the default model for {task!r} is {alternative.name!r}"
+            raise UnknownModelError(f"model {info.name!r} does not serve task {task!r}", hint=hint)
+        return info
+
+    def _resolve(self, ref: str, task: str | None, auto_pull: bool) -> ModelInfo:
+        by_task = self.catalog.default_for(ref)
+        if by_task is not None:
+            return self._resolve_entry(by_task, None, task or ref, auto_pull)
+        name, at, version = ref.partition("@")
+        entry = self.catalog.get(name)
+        if entry is not None:
+            return self._resolve_entry(entry, version or None, task, auto_pull)
+        versions = self.artifacts.versions(name) if not at or version else []
+        if versions:
+            manifest = next((m for m in versions if m.version == version), None) if version else versions[0]
+            if manifest is None:
+                raise ModelNotInstalledError(
+                    f"model {name!r} has no version {version!r}",
+                    hint=f"installed versions: {', '.join(m.version for m in versions)}",
+                )
+            return self._info_from_manifest(manifest, task)
+        path = Path(ref).expanduser()
+        if path.exists():
+            return self._info_from_path(path, task)
+        names = sorted(set(self.catalog.names()) | set(self.artifacts.names()))
+        raise UnknownModelError(
+            f"no model, task or path called {ref!r}",
+            hint=f"known models: {', '.join(names) or '(none)'}; "
+            f"default tasks: {', '.join(self.catalog.default_tasks())}",
+        )
+
+    def _resolve_entry(self, entry: CatalogEntry, version: str | None, task: str | None, auto_pull: bool) -> ModelInfo:
+        located = entry.source.locate(entry.name)
+        if located is not None:
+            if version is not None and version != located.version:
+                raise ModelNotInstalledError(
+                    f"model {entry.name}@{version} is not installed; "
+                    f"the installed package has version {located.version}",
+                    hint=f"use {entry.name!r} without a version, or install the package version you need",
+                )
+            return self._info_from_entry(entry, located.path, located.version, task)
+        wanted = version or entry.version or entry.source.version_hint()
+        manifest = self._installed(entry.name, wanted)
+        if manifest is not None:
+            return self._info_from_manifest(manifest, task, entry)
+        if version is not None and version != (entry.version or entry.source.version_hint()):
+            raise ModelNotInstalledError(
+                f"model {entry.name}@{version} is not in the store and the catalog pins another version",
+                hint=f"pull the catalog version with `modeldeck models pull {entry.name}`",
+            )
+        if not auto_pull:
+            raise ModelNotInstalledError(
+                f"model {entry.name!r} is not in the store", hint=f"run `modeldeck models pull {entry.name}`"
+            )
+        return self._info_from_manifest(self._fetch(entry, progress=sys.stderr.isatty()), task, entry)
+
+    def _installed(self, name: str, version: str | None) -> Manifest | None:
+        if version is not None:
+            return self.artifacts.read(name, version)
+        versions = self.artifacts.versions(name)
+        return versions[0] if versions else None
+
+    # -- pull and import -----------------------------------------------------------------
+
+    def pull(self, name: str, *, progress: bool = True) -> ModelInfo:
+        entry = self.catalog.get(name) or self.catalog.default_for(name)
+        if entry is None:
+            versions = self.artifacts.versions(name)
+            if versions:  # imported: nothing to pull
+                return self._info_from_manifest(versions[0], None)
+            raise UnknownModelError(
+                f"cannot pull {name!r}: it is not in the catalog",
+                hint=f"catalog models: {', '.join(self.catalog.names())}; add an entry to "
+                f"{Path(self.settings.home) / 'catalog.json'} or use `modeldeck models import`",
+            )
+        located = entry.source.locate(entry.name)
+        if located is not None:
+            return self._info_from_entry(entry, located.path, located.version, None)
+        manifest = self._installed(entry.name, entry.version or entry.source.version_hint())
+        return self._info_from_manifest(manifest or self._fetch(entry, progress=progress), None, entry)
+
+    def _fetch(self, entry: CatalogEntry, *, progress: bool) -> Manifest:
+        if entry.source.remote and self.settings.offline:
+            raise OfflineError(
+                f"model {entry.name!r} is not in the store and MODELDECK_OFFLINE=1",
+                hint=f"run `modeldeck models pull {entry.name}` with network access, or unset MODELDECK_OFFLINE",
+            )
+        ctx = FetchContext(
+            name=entry.name,
+            partial_dir=self.artifacts.partial,
+            progress=progress,
+            transport=self._transport,
+            hub_download=self._hub_download,
+        )
+        with self.artifacts.staging() as stage:
+            root = entry.source.fetch(stage.files, ctx)
+            files = self.artifacts.ingest(stage.files)
+            version = entry.version or entry.source.version_hint() or content_version(files)
+            manifest = Manifest(
+                name=entry.name,
+                version=version,
+                tasks=entry.tasks,
+                runtime=entry.runtime,
+                source=entry.source.to_dict(),
+                license=entry.license,
+                card=entry.card,
+                files=files,
+                created=now_iso(),
+                root=root.relative_to(stage.files).as_posix() if root != stage.files else ".",
+            )
+            return self.artifacts.publish(stage, manifest)
+
+    def import_model(
+        self,
+        path: str | Path,
+        name: str,
+        *,
+        version: str | None = None,
+        tasks: Sequence[str] | None = None,
+        runtime: str | None = None,
+    ) -> ModelInfo:
+        check_name(name, "a model name")
+        if version is not None:
+            check_name(version, "a model version")
+        src = Path(path).expanduser().resolve()
+        if not src.exists():
+            raise UnknownModelError(f"cannot import {str(path)!r}: no such file or directory", hint="check the path")
+        if tasks is None or runtime is None:
+            inferred_runtime, inferred_tasks = infer_layout(src, tasks[0] if tasks else None)
+            tasks = tuple(tasks) if tasks is not None else inferred_tasks
+            runtime = runtime or inferred_runtime
+        source = LocalSource(src)
+        ctx = FetchContext(name=name, partial_dir=self.artifacts.partial, progress=False)
+        with self.artifacts.staging() as stage:
+            root = source.fetch(stage.files, ctx)
+            files = self.artifacts.ingest(stage.files)
+            version = version or content_version(files)
+            existing = self.artifacts.read(name, version)
+            if existing is not None:
+                return self._info_from_manifest(existing, None)
+            manifest = Manifest(
+                name=name,
+                version=version,
+                tasks=tuple(tasks),
+                runtime=runtime,
+                source=source.to_dict(),
+                license="",
+                card={},
+                files=files,
+                created=now_iso(),
+                root=root.relative_to(stage.files).as_posix() if root != stage.files else ".",
+            )
+            return self._info_from_manifest(self.artifacts.publish(stage, manifest), None)
+
+    # -- inventory -----------------------------------------------------------------------
+
+    def remove(self, name: str, version: str | None = None) -> list[str]:
+        versions = [m.version for m in self.artifacts.versions(name)]
+        entry = self.catalog.get(name)
+        if not versions:
+            if entry is not None and entry.source.locate(entry.name) is not None:
+                pip_name = entry.source.to_dict().get("pip_name", "the package")
+                raise ModelNotInstalledError(
+                    f"model {name!r} comes from an installed pip package, not the store",
+                    hint=f"run: pip uninstall {pip_name}",
+                )
+            raise ModelNotInstalledError(
+                f"model {name!r} has nothing installed in the store",
+                hint=f"installed models: {', '.join(self.artifacts.names()) or '(none)'}",
+            )
+        if version is not None:
+            if version not in versions:
+                raise ModelNotInstalledError(
+                    f"model {name!r} has no version {version!r}", hint=f"installed versions: {', '.join(versions)}"
+                )
+            versions = [version]
+        for v in versions:
+            self.artifacts.remove(name, v)
+        self.artifacts.gc()
+        return versions
+
+    def verify(self, name: str, version: str | None = None) -> VerifyReport:
+        entry = self.catalog.get(name)
+        if entry is not None and not self.artifacts.versions(name):
+            located = entry.source.locate(entry.name)
+            if located is not None:
+                return self._verify_located(name, located)
+        manifest = self._installed(name, version)
+        if manifest is None:
+            raise ModelNotInstalledError(
+                f"model {name!r}{'@' + version if version else ''} is not in the store",
+                hint=f"installed models: {', '.join(self.artifacts.names()) or '(none)'}",
+            )
+        checked, problems = self.artifacts.verify(manifest)
+        return VerifyReport(name, manifest.version, checked, problems)
+
+    def _verify_located(self, name: str, located: Located) -> VerifyReport:
+        if not located.path.is_dir():
+            return VerifyReport(name, located.version, 0, (f"missing: {located.path}",))
+        if located.distribution is None:
+            return VerifyReport(name, located.version, 0, ())
+        checked, problems = check_record(located.distribution, located.package_dir)
+        return VerifyReport(name, located.version, checked, problems)
+
+    def list_models(self) -> list[ModelStatus]:
+        rows = []
+        for entry in self.catalog.entries:
+            try:
+                located = entry.source.locate(entry.name)
+            except ModelNotInstalledError:
+                located = None
+            installed = (
+                (located.version,)
+                if located is not None
+                else tuple(m.version for m in self.artifacts.versions(entry.name))
+            )
+            rows.append(
+                ModelStatus(
+                    entry.name,
+                    entry.tasks,
+                    entry.runtime,
+                    entry.source.kind,
+                    entry.license,
+                    installed,
+                    entry.default_for,
+                    True,
+                )
+            )
+        known = set(self.catalog.names())
+        for name in self.artifacts.names():
+            if name in known:
+                continue
+            versions = self.artifacts.versions(name)
+            latest = versions[0]
+            rows.append(
+                ModelStatus(
+                    name,
+                    latest.tasks,
+                    latest.runtime,
+                    str(latest.source.get("kind", "")),
+                    latest.license,
+                    tuple(m.version for m in versions),
+                    (),
+                    False,
+                )
+            )
+        return rows
+
+    # -- ModelInfo builders --------------------------------------------------------------
+
+    def _info_from_entry(self, entry: CatalogEntry, path: Path, version: str, task: str | None) -> ModelInfo:
+        return ModelInfo(
+            name=entry.name,
+            version=version,
+            tasks=_with_task(entry.tasks, task),
+            runtime=entry.runtime,
+            path=path,
+            source=entry.source.kind,
+            license=entry.license,
+            card=entry.card,
+        )
+
+    def _info_from_manifest(self, manifest: Manifest, task: str | None, entry: CatalogEntry | None = None) -> ModelInfo:
+        return ModelInfo(
+            name=manifest.name,
+            version=manifest.version,
+            tasks=_with_task(manifest.tasks, task),
+            runtime=manifest.runtime,
+            path=self.artifacts.load_path(manifest),
+            source=str(manifest.source.get("kind", "")),
+            license=manifest.license,
+            card=entry.card if entry is not None else manifest.card,
+        )
+
+    def _info_from_path(self, path: Path, task: str | None) -> ModelInfo:
+        runtime, tasks = infer_layout(path, task)
+        return ModelInfo(
+            name=path.resolve().name,
+            version=_path_digest(path),
+            tasks=_with_task(tasks, task),
+            runtime=runtime,
+            path=path.resolve(),
+            source="local",
+        )
