@@ -46,7 +46,7 @@ def raw_ner(texts: list[str]) -> float:
     """Texts per second of nlp.pipe(batch_size=32) on the same pipeline the ner task loads."""
     import modeldeck
 
-    nlp = modeldeck.load("ner").nlp  # the task's own spaCy Language: same components, no server
+    nlp = modeldeck.load("ner").runtime.nlp  # the task's own spaCy Language: same components, no server
     list(nlp.pipe(texts[:256], batch_size=32))
     started = time.perf_counter()
     for _ in nlp.pipe(texts, batch_size=32):
