@@ -18,12 +18,29 @@ import httpx
 
 RESULTS = Path(__file__).resolve().parent.parent / ".bench"
 
-_SUBJECTS = ("The committee", "A young engineer", "Maria Garcia", "The old bridge", "Our new service",
-             "The Berlin office", "Dr. Chen", "The football team", "A small startup", "The river")
+_SUBJECTS = (
+    "The committee",
+    "A young engineer",
+    "Maria Garcia",
+    "The old bridge",
+    "Our new service",
+    "The Berlin office",
+    "Dr. Chen",
+    "The football team",
+    "A small startup",
+    "The river",
+)
 _VERBS = ("announced", "reviewed", "rebuilt", "questioned", "celebrated", "measured", "shipped", "described")
-_OBJECTS = ("the annual budget in London", "a faster search engine", "the results from Tokyo last week",
-            "an unusual painting by Picasso", "the contract with Siemens", "plans for the summer festival",
-            "three new trains for Amtrak", "the history of the Roman Empire")
+_OBJECTS = (
+    "the annual budget in London",
+    "a faster search engine",
+    "the results from Tokyo last week",
+    "an unusual painting by Picasso",
+    "the contract with Siemens",
+    "plans for the summer festival",
+    "three new trains for Amtrak",
+    "the history of the Roman Empire",
+)
 
 
 def sentences(n: int) -> list[str]:
@@ -42,13 +59,26 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(models: str, *, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+def server(
+    models: str, *, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
     """``modeldeck serve`` in a subprocess on 127.0.0.1; yields (url, pid) once /readyz is 200."""
     port = free_port()
     with tempfile.TemporaryDirectory() as home:
         proc_env = {**os.environ, "MODELDECK_HOME": home, **(env or {})}
-        cmd = [sys.executable, "-m", "modeldeck", "serve", "--models", models, "--port", str(port),
-               "--log-level", "warning", *extra_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "modeldeck",
+            "serve",
+            "--models",
+            models,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *extra_args,
+        ]
         proc = subprocess.Popen(cmd, env=proc_env)
         url = f"http://127.0.0.1:{port}"
         try:

@@ -80,8 +80,10 @@ def run_embed(duration: float) -> dict[str, Any]:
         "adaptive_over_no_batching": adaptive.items_per_s / unbatched.items_per_s,
         "adaptive_over_raw": adaptive.items_per_s / raw,
     }
-    print(f"  adaptive / no batching: {result['adaptive_over_no_batching']:.2f}x   "
-          f"adaptive / raw: {result['adaptive_over_raw']:.2f}x")
+    print(
+        f"  adaptive / no batching: {result['adaptive_over_no_batching']:.2f}x   "
+        f"adaptive / raw: {result['adaptive_over_raw']:.2f}x"
+    )
     return result
 
 
@@ -92,8 +94,11 @@ def run_ner(duration: float) -> dict[str, Any]:
     print(f"  {'raw nlp.pipe(bs=32)':<22} {raw:8.1f} items/s")
     with server("ner") as (url, _):
         adaptive = bench(url, "ner", duration, texts)
-    result = {"raw_items_per_s": raw, "adaptive": _row("served, adaptive", adaptive, raw),
-              "adaptive_over_raw": adaptive.items_per_s / raw}
+    result = {
+        "raw_items_per_s": raw,
+        "adaptive": _row("served, adaptive", adaptive, raw),
+        "adaptive_over_raw": adaptive.items_per_s / raw,
+    }
     print(f"  adaptive / raw: {result['adaptive_over_raw']:.2f}x")
     return result
 
@@ -134,9 +139,11 @@ def run_memory(duration: float, warmup: float = 30.0) -> dict[str, Any]:
         "duration_s": duration,
     }
     print(f"memory, ner+embed, {CONCURRENCY} clients, {duration:.0f} s after a {warmup:.0f} s warm-up")
-    print(f"  RSS idle {result['rss_idle_mb']:.0f} MiB, after warm-up {result['rss_after_warmup_mb']:.0f} MiB, "
-          f"peak {result['rss_peak_mb']:.0f} MiB ({(result['peak_over_warm'] - 1) * 100:+.1f}%), "
-          f"last {result['rss_last_mb']:.0f} MiB")
+    print(
+        f"  RSS idle {result['rss_idle_mb']:.0f} MiB, after warm-up {result['rss_after_warmup_mb']:.0f} MiB, "
+        f"peak {result['rss_peak_mb']:.0f} MiB ({(result['peak_over_warm'] - 1) * 100:+.1f}%), "
+        f"last {result['rss_last_mb']:.0f} MiB"
+    )
     return result
 
 

@@ -8,8 +8,21 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "transformers", "sentence_transformers", "spacy", "fastapi", "starlette", "uvicorn",
-         "pyspark", "pydantic", "numpy", "httpx", "rich", "prometheus_client")
+HEAVY = (
+    "torch",
+    "transformers",
+    "sentence_transformers",
+    "spacy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "pyspark",
+    "pydantic",
+    "numpy",
+    "httpx",
+    "rich",
+    "prometheus_client",
+)
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -25,8 +38,7 @@ def test_import_modeldeck_loads_no_framework():
 
 def test_cli_help_loads_no_framework():
     loaded = _loaded_after(
-        "from modeldeck.cli.main import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+        "from modeldeck.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
     )
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 

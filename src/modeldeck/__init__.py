@@ -14,13 +14,14 @@ from .config import Settings
 from .errors import ModelDeckError
 
 if TYPE_CHECKING:
-    from .similarity import similarity
+    from ._similarity import SimilarityResult, similarity
     from .store import ModelStore
 
-__all__ = ["ModelDeckError", "ModelStore", "Settings", "__version__", "load", "similarity"]
+__all__ = ["ModelDeckError", "ModelStore", "Settings", "SimilarityResult", "__version__", "load", "similarity"]
 
 _LAZY = {
-    "similarity": ("modeldeck.similarity", "similarity"),
+    "similarity": ("modeldeck._similarity", "similarity"),
+    "SimilarityResult": ("modeldeck._similarity", "SimilarityResult"),
     "ModelStore": ("modeldeck.store", "ModelStore"),
 }
 

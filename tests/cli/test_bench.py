@@ -33,8 +33,9 @@ def test_percentile_nearest_rank():
 
 
 def test_bench_counts_requests_and_reads_the_server_histogram(server):
-    report = asyncio.run(run_bench(server.url, "echo", concurrency=4, requests=40, duration=None,
-                                   texts=["a", "b"], items_per_request=3))
+    report = asyncio.run(
+        run_bench(server.url, "echo", concurrency=4, requests=40, duration=None, texts=["a", "b"], items_per_request=3)
+    )
     assert report.requests == 40 and report.ok == 40 and report.errors == {}
     assert report.items == 120
     assert report.latency_ms["p50"] <= report.latency_ms["p95"] <= report.latency_ms["p99"]
@@ -49,8 +50,22 @@ def test_bench_reports_errors_by_status(server):
 
 
 def test_bench_cli_prints_json(server, capsys):
-    code = main(["bench", "--url", server.url, "--model", "echo", "--requests", "10", "--concurrency", "2",
-                 "--input", "hello", "--json"])
+    code = main(
+        [
+            "bench",
+            "--url",
+            server.url,
+            "--model",
+            "echo",
+            "--requests",
+            "10",
+            "--concurrency",
+            "2",
+            "--input",
+            "hello",
+            "--json",
+        ]
+    )
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["ok"] == 10 and report["model"] == "echo"
 

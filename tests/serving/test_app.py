@@ -127,8 +127,15 @@ def test_models_listing_detail_health_and_openapi(live, echo_task, tmp_path):
     server = start(live, echo_task, tmp_path)
     listing = httpx.get(f"{server.url}/v1/models").json()["models"]
     assert listing == [
-        {"name": "echo", "task": "echo", "model": "echo-model", "version": "1.0", "runtime": "python",
-         "license": "", "ready": True}
+        {
+            "name": "echo",
+            "task": "echo",
+            "model": "echo-model",
+            "version": "1.0",
+            "runtime": "python",
+            "license": "",
+            "ready": True,
+        }
     ]
     detail = httpx.get(f"{server.url}/v1/models/echo").json()
     assert detail["options"]["properties"]["upper"]["type"] == "boolean"

@@ -114,7 +114,9 @@ async def run_bench(
         try:
             before = _batch_histogram((await client.get(f"{base}/metrics")).text, model)
         except httpx.HTTPError as exc:
-            raise ServiceError(f"cannot reach the server at {base} ({exc})", hint="start it with: modeldeck serve") from None
+            raise ServiceError(
+                f"cannot reach the server at {base} ({exc})", hint="start it with: modeldeck serve"
+            ) from None
         started = time.perf_counter()
         stop_at = started + (duration if duration is not None and requests is None else float("inf"))
 

@@ -52,9 +52,7 @@ def run_models(args: argparse.Namespace) -> int:
         info = store.import_model(
             args.path, args.name, version=args.model_version, tasks=args.tasks, runtime=args.runtime
         )
-        console.print(
-            f"[green]imported[/] {info.name}@{info.version} ({info.runtime}; tasks: {', '.join(info.tasks)})"
-        )
+        console.print(f"[green]imported[/] {info.name}@{info.version} ({info.runtime}; tasks: {', '.join(info.tasks)})")
     elif verb == "remove":
         name, version = _split(args.name)
         removed = store.remove(name, version)

@@ -1,1 +1,20 @@
-"""Adapters that are the only modules allowed to import a machine-learning framework."""
+"""Adapters that are the only modules allowed to import a machine-learning framework.
+
+Each adapter imports its framework lazily, inside functions, so importing this package (or a
+task module) loads no framework. ``RUNTIMES`` maps the stable names used in ``ModelInfo.runtime``
+to adapter classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._registry import Registry
+from .base import Runtime, import_framework
+
+__all__ = ["RUNTIMES", "Runtime", "import_framework"]
+
+RUNTIMES: Registry[Any] = Registry("runtime", entry_point_group="modeldeck.runtimes")
+RUNTIMES.register("spacy", "modeldeck.runtimes.spacy:SpacyRuntime")
+RUNTIMES.register("sentence-transformers", "modeldeck.runtimes.sentence_transformers:SentenceTransformerRuntime")
+RUNTIMES.register("transformers", "modeldeck.runtimes.transformers:TransformersRuntime")

@@ -254,9 +254,7 @@ async def _predict(deployment: Deployment, body: PredictRequest, settings: Setti
 
     # Tokenizing a long text can take a while: keep it off the event loop.
     encoded = await run_in_threadpool(deployment.preprocess_all, inputs, options)
-    pending = [
-        deployment.submit(enc, options, deadline) for enc in encoded if not isinstance(enc, InputError)
-    ]
+    pending = [deployment.submit(enc, options, deadline) for enc in encoded if not isinstance(enc, InputError)]
     try:
         gathered = await asyncio.wait_for(
             asyncio.gather(*pending, return_exceptions=True), timeout=max(0.0, deadline - time.monotonic())

@@ -70,7 +70,7 @@ class BodyLimitMiddleware:
                 await self._reject(send)
 
 
-class _BodyTooLarge(BaseException):  # noqa: N818
+class _BodyTooLarge(BaseException):
     """Raised inside receive() to unwind the app when a streamed body outgrows the limit.
 
     A BaseException so that body parsers which turn any Exception into a 400 let it through.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 __all__ = ["CONTENT_TYPE", "BatchMetrics", "ServerMetrics"]
 
@@ -45,7 +45,10 @@ class ServerMetrics:
         )
         self.flushes = Counter("modeldeck_batch_flushes", "Batches by flush reason", ["model", "reason"], registry=r)
         self.dropped = Counter(
-            "modeldeck_dropped", "Requests dropped before the model (expired, cancelled)", ["model", "reason"], registry=r
+            "modeldeck_dropped",
+            "Requests dropped before the model (expired, cancelled)",
+            ["model", "reason"],
+            registry=r,
         )
         self.queue_depth = Gauge("modeldeck_queue_depth", "Items waiting per model", ["model"], registry=r)
         self.model_ready = Gauge("modeldeck_model_ready", "1 once a model is loaded", ["model"], registry=r)

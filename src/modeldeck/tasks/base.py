@@ -17,10 +17,11 @@ from ..errors import (
     InputTypeError,
     ModelDeckError,
     OptionError,
+    UnknownNameError,
 )
 from ..types import ModelInfo, Result
 
-__all__ = ["DEFAULT_MAX_TEXT_CHARS", "Options", "Task", "check_text"]
+__all__ = ["DEFAULT_MAX_TEXT_CHARS", "Options", "Task", "check_text", "unsupported_runtime"]
 
 DEFAULT_MAX_TEXT_CHARS = 1_000_000
 
@@ -64,7 +65,7 @@ def check_text(raw: object, *, max_chars: int = DEFAULT_MAX_TEXT_CHARS, field: s
             raw = bytes(raw).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputDecodeError(
-                f"{field} is not valid UTF-8 (byte {exc.start}: {bytes(raw)[exc.start:exc.start + 1]!r})",
+                f"{field} is not valid UTF-8 (byte {exc.start}: {bytes(raw)[exc.start : exc.start + 1]!r})",
                 hint="send text encoded as UTF-8",
             ) from None
     if not isinstance(raw, str):

@@ -1,0 +1,120 @@
+"""Text embeddings: one float32 vector per text; long texts are embedded in token windows and averaged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import numpy as np
+from pydantic import Field, StrictBool
+
+from ..types import ModelInfo
+from ._chunking import token_chunks
+from .base import DEFAULT_MAX_TEXT_CHARS, Options, Task, check_text, unsupported_runtime
+from .results import Embedding
+
+if TYPE_CHECKING:
+    from .._similarity import SimilarityResult
+    from ..runtimes.sentence_transformers import SentenceTransformerRuntime
+
+__all__ = ["EmbedOptions", "EmbedTask"]
+
+
+class EmbedOptions(Options):
+    normalize: StrictBool = Field(default=False, description="scale each vector to unit L2 norm")
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunks:
+    """The pieces of one text the model sees whole, with their token counts as weights."""
+
+    texts: tuple[str, ...]
+    weights: tuple[int, ...]
+
+
+class EmbedTask(Task[_Chunks, tuple[np.ndarray, int], Embedding, EmbedOptions]):
+    name = "embed"
+    options_type = EmbedOptions
+    runtimes: ClassVar[tuple[str, ...]] = ("sentence-transformers",)
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        runtime: SentenceTransformerRuntime,
+        *,
+        batch_size: int = 32,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        super().__init__(info, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
+
+    @classmethod
+    def from_model(
+        cls,
+        info: ModelInfo,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        **options: Any,
+    ) -> Self:
+        if info.runtime != "sentence-transformers":
+            raise unsupported_runtime(cls.name, info, cls.runtimes)
+        from ..runtimes.sentence_transformers import SentenceTransformerRuntime
+
+        runtime = SentenceTransformerRuntime.load(info.path, device=device)
+        return cls(info, runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
+
+    @property
+    def dim(self) -> int:
+        return self.runtime.dim
+
+    def preprocess(self, raw: Any, options: EmbedOptions) -> _Chunks:
+        text = check_text(raw, max_chars=self.max_text_chars)
+        tokens = self.runtime.tokenize(text)
+        size = self.runtime.max_content_tokens
+        if len(tokens) <= size:
+            return _Chunks((text,), (max(len(tokens), 1),))
+        # Cutting the original string at token offsets keeps every chunk within the model's window,
+        # so nothing is truncated; each chunk is re-tokenized identically because cuts fall between words.
+        offsets = tokens.offsets
+        ranges = token_chunks(tokens.word_ids, size)
+        return _Chunks(
+            tuple(text[offsets[s][0] : offsets[e - 1][1]] for s, e in ranges),
+            tuple(e - s for s, e in ranges),
+        )
+
+    def forward(self, batch: Sequence[_Chunks]) -> list[tuple[np.ndarray, int]]:
+        # One encode call for every chunk of the batch: per-item calls would cost most of the throughput.
+        vectors = self.runtime.encode([t for item in batch for t in item.texts], batch_size=self.batch_size)
+        out: list[tuple[np.ndarray, int]] = []
+        at = 0
+        for item in batch:
+            n = len(item.texts)
+            if n == 1:
+                vector = vectors[at].copy()
+            else:
+                weights = np.asarray(item.weights, dtype=np.float64)
+                vector = (weights @ vectors[at : at + n].astype(np.float64) / weights.sum()).astype(np.float32)
+            out.append((vector, n))
+            at += n
+        return out
+
+    def postprocess(self, raw: tuple[np.ndarray, int], encoded: _Chunks, options: EmbedOptions) -> Embedding:
+        vector, chunks = raw
+        if options.normalize:
+            norm = float(np.linalg.norm(vector.astype(np.float64)))
+            if norm > 0:
+                vector = (vector / norm).astype(np.float32)
+        vector.flags.writeable = False
+        return Embedding(vector=vector, chunks=chunks)
+
+    def similarity(
+        self, queries: str | Sequence[str], corpus: str | Sequence[str], *, top_k: int | None = None
+    ) -> SimilarityResult:
+        """Cosine similarity of every query to every corpus text, with ranked hits (see ``similarity``)."""
+        from .._similarity import similarity
+
+        return similarity(queries, corpus, model=self, top_k=top_k)
