@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, ServiceError
+from ._http import Connection, build_post
 
 __all__ = ["BenchReport", "percentile", "run_bench", "run_bench_command"]
 
@@ -100,17 +101,16 @@ async def run_bench(
         raise InputError("no input texts to send", hint="pass --input or --input-file")
     base = url.rstrip("/")
     endpoint = f"{base}/v1/models/{model}/predict"
-    payloads = itertools.cycle(
-        [
-            json.dumps({"inputs": [texts[(i + j) % len(texts)] for j in range(items_per_request)]}).encode()
-            for i in range(len(texts))
-        ]
-    )
+    bodies = [
+        json.dumps({"inputs": [texts[(i + j) % len(texts)] for j in range(items_per_request)]}).encode()
+        for i in range(len(texts))
+    ]
+    requests_raw = itertools.cycle([build_post(endpoint, body)[2] for body in bodies])
+    host, port, _ = build_post(endpoint, b"")
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     sent = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+    async with httpx.AsyncClient(timeout=timeout) as client:
         try:
             before = _batch_histogram((await client.get(f"{base}/metrics")).text, model)
         except httpx.HTTPError as exc:
@@ -122,18 +122,20 @@ async def run_bench(
 
         async def client_loop() -> None:
             nonlocal sent
-            while time.perf_counter() < stop_at and (requests is None or sent < requests):
-                sent += 1
-                t0 = time.perf_counter()
-                try:
-                    response = await client.post(
-                        endpoint, content=next(payloads), headers={"content-type": "application/json"}
-                    )
-                    statuses[str(response.status_code)] += 1
-                except httpx.HTTPError as exc:
-                    statuses[type(exc).__name__] += 1
-                    continue
-                latencies.append(time.perf_counter() - t0)
+            connection = Connection(host, port, timeout)
+            try:
+                while time.perf_counter() < stop_at and (requests is None or sent < requests):
+                    sent += 1
+                    t0 = time.perf_counter()
+                    try:
+                        status, _ = await connection.request(next(requests_raw))
+                    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+                        statuses[type(exc).__name__] += 1
+                        continue
+                    statuses[str(status)] += 1
+                    latencies.append(time.perf_counter() - t0)
+            finally:
+                connection.close()
 
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
         seconds = time.perf_counter() - started

@@ -42,6 +42,9 @@ log = logging.getLogger("modeldeck.serving")
 
 Loader = Callable[[ModelSpec], AnyTask]
 
+# Requests whose texts add up to more than this are preprocessed in a worker thread.
+_INLINE_PREPROCESS_CHARS = 4096
+
 
 class FastJSONResponse(JSONResponse):
     """JSON through pydantic-core's serializer: several times faster than json.dumps on vectors."""
@@ -252,8 +255,12 @@ async def _predict(deployment: Deployment, body: PredictRequest, settings: Setti
     timeout = body.timeout_ms / 1000.0 if body.timeout_ms else settings.request_timeout_s
     deadline = time.monotonic() + timeout
 
-    # Tokenizing a long text can take a while: keep it off the event loop.
-    encoded = await run_in_threadpool(deployment.preprocess_all, inputs, options)
+    if _input_size(inputs) > _INLINE_PREPROCESS_CHARS:
+        # Tokenizing long texts takes a while: keep it off the event loop.
+        encoded = await run_in_threadpool(deployment.preprocess_all, inputs, options)
+    else:
+        # A thread hop costs more than encoding a few short texts, and competes with the model.
+        encoded = deployment.preprocess_all(inputs, options)
     pending = [deployment.submit(enc, options, deadline) for enc in encoded if not isinstance(enc, InputError)]
     try:
         gathered = await asyncio.wait_for(
@@ -280,6 +287,10 @@ async def _predict(deployment: Deployment, body: PredictRequest, settings: Setti
         else:
             outputs.append(result)
     return FastJSONResponse({"model": deployment.name, "version": task.info.version, "outputs": outputs})
+
+
+def _input_size(inputs: list[Any]) -> int:
+    return sum(len(x) if isinstance(x, (str, bytes)) else _INLINE_PREPROCESS_CHARS for x in inputs)
 
 
 def _inference_error(exc: BaseException) -> InferenceError:

@@ -97,6 +97,8 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
 
     name: ClassVar[str]
     options_type: ClassVar[type[Options]]
+    #: The loaded framework adapter (see ``runtimes.base.Runtime``); None for pure-Python tasks.
+    runtime: Any = None
 
     def __init__(
         self,
@@ -218,7 +220,7 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
             "options": self.options_type.model_json_schema(),
             "defaults": self.default_options.model_dump(mode="json"),
         }
-        runtime = getattr(self, "runtime", None)
+        runtime = self.runtime
         if runtime is not None:
             out["runtime"] = {"name": runtime.name, "device": runtime.device, "memory_bytes": runtime.memory_bytes()}
         return out
