@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import (
+    ConfigError,
     DependencyError,
     InputError,
     ModelDeckError,
@@ -23,6 +24,7 @@ __all__ = ["exit_code", "main"]
 
 # Exit codes: 0 ok, 1 unexpected, 2 bad usage or input, 3 store, 4 missing dependency, 5 service.
 _EXIT_CODES: tuple[tuple[type[ModelDeckError], int], ...] = (
+    (ConfigError, 2),
     (InputError, 2),
     (NotFoundError, 2),
     (StoreError, 3),
