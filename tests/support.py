@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -52,6 +53,8 @@ class EchoTask(Task[str, str, EchoResult, EchoOptions]):
         self.batches.append(len(batch))
         if "boom" in batch:
             raise RuntimeError("boom is poison")
+        if "crash" in batch:
+            os._exit(3)  # what a segfault in native code looks like from outside
         return list(batch)
 
     def postprocess(self, raw: str, encoded: str, options: EchoOptions) -> EchoResult:
@@ -101,3 +104,8 @@ class LiveServer:
 
 def echo_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings.from_env({}, home=tmp_path / "home", models=("echo",), **overrides)
+
+
+def echo_loader(spec: Any, settings: Settings) -> EchoTask:
+    """A worker-process loader (module level, so a spawned process can import it)."""
+    return EchoTask(echo_info(), batch_size=settings.max_batch_size, max_text_chars=settings.max_text_chars)

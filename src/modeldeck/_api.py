@@ -37,7 +37,7 @@ def load_info(
     return task_cls.from_model(  # type: ignore[no-any-return]
         info,
         device=device,
-        batch_size=batch_size or settings.max_batch_size,
+        batch_size=settings.max_batch_size if batch_size is None else batch_size,
         max_text_chars=settings.max_text_chars,
         **options,
     )

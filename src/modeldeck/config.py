@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -34,7 +35,7 @@ def _number(kind: Callable[[str], T], minimum: float, maximum: float | None = No
         except ValueError:
             noun = "an integer" if kind is int else "a number"
             raise ConfigError(f"{var} must be {noun}, got {raw!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):  # type: ignore[operator]
+        if math.isnan(value) or value < minimum or (maximum is not None and value > maximum):  # type: ignore[operator]
             bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
             raise ConfigError(f"{var} must be {bounds}, got {raw!r}")
         return value
@@ -47,6 +48,13 @@ def _parse_models(var: str, raw: str) -> tuple[str, ...]:
     if not names:
         raise ConfigError(f"{var} must name at least one model, got {raw!r}", hint="for example: ner,parse,embed")
     return names
+
+
+def _parse_isolation(var: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("process", "thread"):
+        raise ConfigError(f"{var} must be 'process' or 'thread', got {raw!r}")
+    return value
 
 
 def _default_home() -> Path:
@@ -72,6 +80,7 @@ class Settings:
     request_timeout_s: float = field(
         default=30.0, metadata={"env": "MODELDECK_REQUEST_TIMEOUT_S", "parse": _number(float, 0.001)}
     )
+    isolation: str = field(default="process", metadata={"env": "MODELDECK_ISOLATION", "parse": _parse_isolation})
     max_body_bytes: int = field(
         default=8 * 1024 * 1024, metadata={"env": "MODELDECK_MAX_BODY_BYTES", "parse": _number(int, 1024)}
     )
@@ -110,7 +119,8 @@ class Settings:
             parse = f.metadata.get("parse")
             value = getattr(self, f.name)
             if parse is not None and not isinstance(value, (bool, tuple)):
-                parse(f"{f.metadata['env']} ({f.name})", str(value))
+                # Store the parsed value: a string override ("no", "8080") becomes its real type.
+                object.__setattr__(self, f.name, parse(f"{f.metadata['env']} ({f.name})", str(value)))
         if not self.models:
             raise ConfigError("models must name at least one model", hint="for example: ner,parse,embed")
         if self.max_queue < self.max_batch_size:

@@ -36,6 +36,11 @@ class ModelInfo:
         object.__setattr__(self, "card", _frozen_mapping(self.card))
         object.__setattr__(self, "tasks", tuple(self.tasks))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A mappingproxy cannot be pickled; worker processes send ModelInfo back to the server.
+        fields = (self.name, self.version, self.tasks, self.runtime, self.path, self.source, self.license)
+        return (type(self), (*fields, dict(self.card)))
+
     @property
     def task(self) -> str:
         return self.tasks[0]

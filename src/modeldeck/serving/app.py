@@ -26,6 +26,7 @@ from ..errors import (
     InputError,
     ModelDeckError,
     NotFoundError,
+    OptionError,
     OverloadedError,
     ServiceError,
     ShuttingDownError,
@@ -35,15 +36,13 @@ from .deck import AnyTask, Deployment, ModelSpec, load_spec, parse_specs
 from .errors import error_body, error_headers, status_for
 from .limits import BodyLimitMiddleware
 from .metrics import CONTENT_TYPE, ServerMetrics
+from .models import LocalModel, ProcessModel, ServedModel
 
 __all__ = ["Deck", "create_app"]
 
 log = logging.getLogger("modeldeck.serving")
 
 Loader = Callable[[ModelSpec], AnyTask]
-
-# Requests whose texts add up to more than this are preprocessed in a worker thread.
-_INLINE_PREPROCESS_CHARS = 4096
 
 
 class FastJSONResponse(JSONResponse):
@@ -95,15 +94,18 @@ class Deck:
 
 
 def create_app(settings: Settings | None = None, *, loader: Loader | None = None) -> FastAPI:
-    """Build the server for ``settings.models``; models load in the background after start-up."""
+    """Build the server for ``settings.models``; models load in the background after start-up.
+
+    ``loader`` turns a spec into a task in this process (tests use it); by default each model
+    runs in a worker process of its own (``MODELDECK_ISOLATION=thread`` keeps it in-process).
+    """
     settings = settings or Settings.from_env()
     specs = parse_specs(settings.models)
-    load: Loader = loader or (lambda spec: load_spec(spec, settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         deck: Deck = app.state.deck
-        loading = asyncio.create_task(_load_deck(deck, load, settings, app.state.metrics))
+        loading = asyncio.create_task(_load_deck(deck, loader, settings, app.state.metrics))
         try:
             yield
         finally:
@@ -129,19 +131,30 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
     return app
 
 
-async def _load_deck(deck: Deck, load: Loader, settings: Settings, metrics: ServerMetrics) -> None:
+def _build_model(spec: ModelSpec, settings: Settings, loader: Loader | None) -> ServedModel:
+    """Load one model where it will run (blocking: called from a worker thread)."""
+    if loader is not None:
+        return LocalModel(loader(spec))
+    if settings.isolation == "process":
+        model = ProcessModel(spec, settings)
+        model.start()
+        return model
+    return LocalModel(load_spec(spec, settings))
+
+
+async def _load_deck(deck: Deck, loader: Loader | None, settings: Settings, metrics: ServerMetrics) -> None:
     for spec in deck.specs:
         started = time.perf_counter()
         try:
-            task = await run_in_threadpool(load, spec)
-            deployment = Deployment(spec.alias, task, settings, metrics)
+            model = await run_in_threadpool(_build_model, spec, settings, loader)
+            deployment = Deployment(spec.alias, model, settings, metrics)
             await deployment.start()
         except Exception as exc:  # a model that fails to load must not stop the others
             deck.failed[spec.alias] = str(exc)
             log.error("model %s failed to load: %s", spec.alias, exc)
             continue
         deck.deployments[spec.alias] = deployment
-        log.info("model %s ready (%s) in %.1fs", spec.alias, task.info.name, time.perf_counter() - started)
+        log.info("model %s ready (%s) in %.1fs", spec.alias, model.info.name, time.perf_counter() - started)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -237,12 +250,12 @@ def _add_routes(app: FastAPI) -> None:
 
 
 async def _predict(deployment: Deployment, body: PredictRequest, settings: Settings) -> Response:
-    task = deployment.task
+    model = deployment.model
     single = not isinstance(body.inputs, list)
     inputs = [body.inputs] if single else body.inputs
     if not inputs:
         raise InputError("inputs is an empty list", hint="send at least one input")
-    options = task.parse_options(body.options)
+    model.check_options(body.options)
     metrics = deployment.metrics
     metrics.items.labels(deployment.name).inc(len(inputs))
 
@@ -254,16 +267,9 @@ async def _predict(deployment: Deployment, body: PredictRequest, settings: Setti
         )
     timeout = body.timeout_ms / 1000.0 if body.timeout_ms else settings.request_timeout_s
     deadline = time.monotonic() + timeout
-
-    if _input_size(inputs) > _INLINE_PREPROCESS_CHARS:
-        # Tokenizing long texts takes a while: keep it off the event loop.
-        encoded = await run_in_threadpool(deployment.preprocess_all, inputs, options)
-    else:
-        # A thread hop costs more than encoding a few short texts, and competes with the model.
-        encoded = deployment.preprocess_all(inputs, options)
-    pending = [deployment.submit(enc, options, deadline) for enc in encoded if not isinstance(enc, InputError)]
+    pending = [deployment.submit(raw, body.options, deadline) for raw in inputs]
     try:
-        gathered = await asyncio.wait_for(
+        answers = await asyncio.wait_for(
             asyncio.gather(*pending, return_exceptions=True), timeout=max(0.0, deadline - time.monotonic())
         )
     except TimeoutError:
@@ -271,26 +277,19 @@ async def _predict(deployment: Deployment, body: PredictRequest, settings: Setti
             f"model {deployment.name!r} did not answer within {timeout:.3f}s",
             hint="raise timeout_ms, send fewer inputs per request, or add capacity",
         ) from None
-    answers = iter(gathered)
 
-    outputs: list[dict[str, Any]] = []
-    for enc in encoded:
-        result = enc if isinstance(enc, InputError) else next(answers)
-        if isinstance(result, ServiceError):
-            raise result  # overload, deadline, shutdown: the whole request gets the status
-        if isinstance(result, BaseException):
-            error = result if isinstance(result, ModelDeckError) else _inference_error(result)
-            if single:
-                raise error
-            metrics.item_errors.labels(deployment.name, error.code).inc()
-            outputs.append(error_body(error))
-        else:
-            outputs.append(result)
-    return FastJSONResponse({"model": deployment.name, "version": task.info.version, "outputs": outputs})
-
-
-def _input_size(inputs: list[Any]) -> int:
-    return sum(len(x) if isinstance(x, (str, bytes)) else _INLINE_PREPROCESS_CHARS for x in inputs)
+    parts: list[bytes] = []
+    for answer in answers:
+        if isinstance(answer, bytes):
+            parts.append(answer)
+            continue
+        error = answer if isinstance(answer, ModelDeckError) else _inference_error(answer)
+        if single or isinstance(error, (ServiceError, OptionError)):
+            raise error  # a lone input, overload, deadline, shutdown or bad options: the request's status
+        metrics.item_errors.labels(deployment.name, error.code).inc()
+        parts.append(to_json(error_body(error)))
+    head = b'{"model":%s,"version":%s,"outputs":[' % (to_json(deployment.name), to_json(model.info.version))
+    return Response(head + b",".join(parts) + b"]}", media_type="application/json")
 
 
 def _inference_error(exc: BaseException) -> InferenceError:

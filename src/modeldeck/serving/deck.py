@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
 
 from ..batching import MicroBatcher
 from ..config import Settings
-from ..errors import InputError, ModelDeckError, OptionError
+from ..errors import ModelDeckError, OptionError
 from ..tasks import TASKS
 from ..tasks.base import Task
 from .metrics import ServerMetrics
 
+if TYPE_CHECKING:
+    from .models import ServedModel
+
 __all__ = ["Deployment", "ModelSpec", "parse_specs"]
 
 AnyTask = Task[Any, Any, Any, Any]
-Loader = Callable[["ModelSpec"], AnyTask]
 
 
 @dataclass(frozen=True)
@@ -67,43 +70,22 @@ def load_spec(spec: ModelSpec, settings: Settings) -> AnyTask:
     return load(spec.task or spec.model or spec.alias, settings=settings)
 
 
-@dataclass(frozen=True)
-class Item:
-    encoded: Any
-    options: Any
-
-
 class Deployment:
-    """One served model: its task, its batcher and the per-item error isolation around them."""
+    """One served model behind its batcher: items are ``(input, options)``, outputs JSON bytes or errors."""
 
-    def __init__(self, name: str, task: AnyTask, settings: Settings, metrics: ServerMetrics) -> None:
+    def __init__(self, name: str, model: ServedModel, settings: Settings, metrics: ServerMetrics) -> None:
         self.name = name
-        self.task = task
+        self.model = model
         self.settings = settings
         self.metrics = metrics
-        self.batcher: MicroBatcher[Item, Any] = MicroBatcher(
-            self._run_batch,
+        self.batcher: MicroBatcher[tuple[Any, Mapping[str, Any]], bytes | ModelDeckError] = MicroBatcher(
+            model.run_batch,
             name=name,
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_wait_s,
             max_queue=settings.max_queue,
             observer=metrics.for_model(name),
         )
-
-    def _run_batch(self, items: list[Item]) -> list[dict[str, Any] | ModelDeckError]:
-        """Runs on the model thread: forward once, then postprocess each item on its own.
-
-        A postprocess failure becomes that item's error instead of failing the whole batch,
-        so the batcher's bisection (which reruns forward) is kept for forward failures.
-        """
-        raws = self.task.forward([item.encoded for item in items])
-        outputs: list[dict[str, Any] | ModelDeckError] = []
-        for raw, item in zip(raws, items, strict=True):
-            try:
-                outputs.append(self.task.postprocess(raw, item.encoded, item.options).to_dict())
-            except ModelDeckError as exc:
-                outputs.append(exc)
-        return outputs
 
     async def start(self) -> None:
         await self.batcher.start()
@@ -112,30 +94,17 @@ class Deployment:
     async def stop(self) -> None:
         self.metrics.model_ready.labels(self.name).set(0)
         await self.batcher.stop(drain=True)
-        self.task.close()
+        await run_in_threadpool(self.model.close)
 
-    def preprocess_all(self, inputs: Sequence[Any], options: Any) -> list[Any | InputError]:
-        """Encode each input; a bad input becomes its own error and the others go on."""
-        encoded: list[Any | InputError] = []
-        for raw in inputs:
-            try:
-                encoded.append(self.task.preprocess(raw, options))
-            except InputError as exc:
-                encoded.append(exc)
-        return encoded
-
-    async def submit(self, encoded: Any, options: Any, deadline: float) -> dict[str, Any]:
-        """Answer one encoded input through the batcher; ``deadline`` is in ``time.monotonic`` seconds."""
-        output = await self.batcher.submit(Item(encoded, options), deadline=deadline)
-        if isinstance(output, ModelDeckError):
-            raise output
-        return output  # type: ignore[no-any-return]
+    async def submit(self, raw: Any, options: Mapping[str, Any], deadline: float) -> bytes | ModelDeckError:
+        """One input through the batcher; ``deadline`` is in ``time.monotonic`` seconds."""
+        return await self.batcher.submit((raw, options), deadline=deadline)
 
     def describe(self) -> dict[str, Any]:
-        info = self.task.info
+        info = self.model.info
         return {
             "name": self.name,
-            "task": self.task.name,
+            "task": self.model.task,
             "model": info.name,
             "version": info.version,
             "runtime": info.runtime,
@@ -143,16 +112,15 @@ class Deployment:
         }
 
     def detail(self) -> dict[str, Any]:
-        stats = self.batcher.stats
         return {
             **self.describe(),
-            **self.task.describe(),
+            **self.model.describe(),
             "batching": {
                 "max_batch_size": self.settings.max_batch_size,
                 "max_wait_ms": self.settings.max_wait_ms,
                 "max_queue": self.settings.max_queue,
                 "queue_depth": self.batcher.depth,
-                "stats": _plain(stats),
+                "stats": _plain(self.batcher.stats),
             },
         }
 
@@ -168,7 +136,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def monotonic() -> float:
-    return time.monotonic()

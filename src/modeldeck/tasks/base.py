@@ -21,7 +21,7 @@ from ..errors import (
 )
 from ..types import ModelInfo, Result
 
-__all__ = ["DEFAULT_MAX_TEXT_CHARS", "Options", "Task", "check_text", "unsupported_runtime"]
+__all__ = ["DEFAULT_MAX_TEXT_CHARS", "Options", "Task", "check_text", "option_error", "unsupported_runtime"]
 
 DEFAULT_MAX_TEXT_CHARS = 1_000_000
 
@@ -40,7 +40,7 @@ class Options(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def _option_error(task: str, options_type: type[Options], err: ValidationError) -> OptionError:
+def option_error(task: str, options_type: type[Options], err: ValidationError) -> OptionError:
     valid = ", ".join(sorted(options_type.model_fields)) or "(none)"
     problems = []
     for item in err.errors():
@@ -119,7 +119,7 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
         try:
             validated: OptT = self.options_type.model_validate(dict(options))  # type: ignore[assignment]
         except ValidationError as exc:
-            raise _option_error(self.name, self.options_type, exc) from None
+            raise option_error(self.name, self.options_type, exc) from None
         return self.check_options(validated)
 
     def check_options(self, options: OptT) -> OptT:
@@ -158,15 +158,19 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
         return results
 
     def predict_each(self, inputs: Sequence[Any], options: OptT | None = None) -> list[ResT | ModelDeckError]:
-        """Like ``predict``, but a bad input becomes its own error and every other input is answered.
+        """Like ``predict``, but a bad input becomes its own error and every other input is answered."""
+        opts = self.default_options if options is None else options
+        return self.run_batch([(raw, opts) for raw in inputs])
+
+    def run_batch(self, items: Sequence[tuple[Any, OptT]]) -> list[ResT | ModelDeckError]:
+        """Answer ``(input, options)`` pairs: a result, or that input's own error.
 
         Inputs that fail preprocessing never reach the model; if a batch fails in ``forward``
         its items are retried one by one so that only the failing ones carry the error.
         """
-        opts = self.default_options if options is None else options
         outputs: list[ResT | ModelDeckError] = []
         encoded: list[tuple[int, EncT]] = []
-        for index, raw in enumerate(inputs):
+        for index, (raw, opts) in enumerate(items):
             try:
                 encoded.append((index, self.preprocess(raw, opts)))
                 outputs.append(_PENDING)  # type: ignore[arg-type]
@@ -176,7 +180,7 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
             chunk = encoded[start : start + self.batch_size]
             for (index, enc), raw in self._forward_isolated(chunk, outputs):
                 try:
-                    outputs[index] = self.postprocess(raw, enc, opts)
+                    outputs[index] = self.postprocess(raw, enc, items[index][1])
                 except ModelDeckError as exc:
                     outputs[index] = exc
         return outputs
