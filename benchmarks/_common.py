@@ -100,12 +100,22 @@ def server(
             proc.wait(60)
 
 
-def rss_bytes(pid: int) -> int:
+def _descendants(pid: int) -> list[int]:
+    kids = [int(k) for task in Path(f"/proc/{pid}/task").iterdir() for k in (task / "children").read_text().split()]
+    return kids + [d for kid in kids for d in _descendants(kid)]
+
+
+def _own_rss(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and its descendants: the server and its model workers."""
+    return sum(_own_rss(p) for p in [pid, *_descendants(pid)])
 
 
 def save(name: str, data: dict[str, Any]) -> Path:

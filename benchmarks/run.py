@@ -1,0 +1,33 @@
+"""Run every benchmark in turn (``make bench``); each prints its figures and ratios and saves JSON in .bench/.
+
+    python benchmarks/run.py [--quick]     # --quick: shorter runs, for a smoke check of the scripts
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    short = ["--duration", "5"] if args.quick else []
+    runs = [
+        ["startup.py", *(["--runs", "5"] if args.quick else [])],
+        ["serving.py", "embed", *short],
+        ["serving.py", "ner", *short],
+        ["serving.py", "memory", *(["--duration", "20"] if args.quick else [])],
+    ]
+    for run in runs:
+        print(f"\n$ python benchmarks/{' '.join(run)}", flush=True)
+        subprocess.run([sys.executable, str(HERE / run[0]), *run[1:]], check=True, cwd=HERE)
+
+
+if __name__ == "__main__":
+    main()
