@@ -240,8 +240,9 @@ def test_graceful_shutdown_finishes_accepted_requests(echo_task, tmp_path):
     server.wait_ready()
     echo_task.gate = threading.Event()
     with ThreadPoolExecutor(8) as pool:
-        accepted = [pool.submit(predict, server, {"inputs": f"r{i}"}) for i in range(6)]
-        assert echo_task.entered.wait(10)
+        accepted = [pool.submit(predict, server, {"inputs": "r0"})]
+        assert echo_task.entered.wait(10)  # r0 is inside the model; the next five must queue behind it
+        accepted += [pool.submit(predict, server, {"inputs": f"r{i}"}) for i in range(1, 6)]
         _wait_for_queue(server, 5)
         server.server.should_exit = True  # what uvicorn does on SIGTERM
         echo_task.gate.set()

@@ -125,3 +125,14 @@ def test_modeldeck_serve_refuses_bad_settings(tmp_path):
     )
     assert out.returncode == 2
     assert "MODELDECK_PORT must be an integer, got 'eighty'" in out.stderr
+
+
+def test_metrics_report_each_worker_process_memory(deck):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{deck.url}/metrics").text)}
+    rss = {s.labels["model"]: s.value for s in families["modeldeck_worker_resident_memory_bytes"].samples}
+    assert set(rss) == {"ner", "parse", "embed"}
+    assert all(value > 10 * 2**20 for value in rss.values())  # a loaded model is tens of MiB at least
+    pids = {httpx.get(f"{deck.url}/v1/models/{name}").json()["worker_pid"] for name in rss}
+    assert len(pids) == 3 and os.getpid() not in pids  # one process per model, none of them the server

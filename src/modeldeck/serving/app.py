@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,16 +29,14 @@ from ..errors import (
     OptionError,
     OverloadedError,
     ServiceError,
-    ShuttingDownError,
-    UnknownModelError,
 )
-from .deck import AnyTask, Deployment, ModelSpec, load_spec, parse_specs
+from .deck import AnyTask, Deck, Deployment, ModelSpec, load_spec, parse_specs
 from .errors import error_body, error_headers, status_for
 from .limits import BodyLimitMiddleware
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .models import LocalModel, ProcessModel, ServedModel
 
-__all__ = ["Deck", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("modeldeck.serving")
 
@@ -64,33 +62,6 @@ class PredictResponse(BaseModel):
     model: str
     version: str
     outputs: list[dict[str, Any]] = Field(description="One entry per input: a result, or {'error': {code, message}}.")
-
-
-class Deck:
-    """The deployments of one server and their loading state."""
-
-    def __init__(self, specs: Sequence[ModelSpec]) -> None:
-        self.specs = list(specs)
-        self.deployments: dict[str, Deployment] = {}
-        self.failed: dict[str, str] = {}
-        self.shutting_down = False
-
-    @property
-    def ready(self) -> bool:
-        return not self.shutting_down and len(self.deployments) == len(self.specs)
-
-    def get(self, name: str) -> Deployment:
-        if self.shutting_down:
-            raise ShuttingDownError("the server is shutting down", hint="retry against another replica")
-        deployment = self.deployments.get(name)
-        if deployment is not None:
-            return deployment
-        names = [spec.alias for spec in self.specs]
-        if name in names:
-            if name in self.failed:
-                raise ServiceError(f"model {name!r} failed to load: {self.failed[name]}")
-            raise ServiceError(f"model {name!r} is still loading", hint="poll /readyz, then retry")
-        raise UnknownModelError(f"no model named {name!r} is served here", hint=f"served models: {', '.join(names)}")
 
 
 def create_app(settings: Settings | None = None, *, loader: Loader | None = None) -> FastAPI:
@@ -214,7 +185,10 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/metrics", tags=["ops"])
     async def metrics(request: Request) -> Response:
-        return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+        server_metrics: ServerMetrics = request.app.state.metrics
+        for name, deployment in request.app.state.deck.deployments.items():
+            server_metrics.observe_worker(name, getattr(deployment.model, "pid", None))
+        return Response(server_metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/v1/models", tags=["models"])
     async def list_models(request: Request) -> dict[str, Any]:

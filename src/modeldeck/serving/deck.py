@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..batching import MicroBatcher
 from ..config import Settings
-from ..errors import ModelDeckError, OptionError
+from ..errors import ModelDeckError, OptionError, ServiceError, ShuttingDownError, UnknownModelError
 from ..tasks import TASKS
 from ..tasks.base import Task
 from .metrics import ServerMetrics
@@ -18,7 +18,7 @@ from .metrics import ServerMetrics
 if TYPE_CHECKING:
     from .models import ServedModel
 
-__all__ = ["Deployment", "ModelSpec", "parse_specs"]
+__all__ = ["Deck", "Deployment", "ModelSpec", "parse_specs"]
 
 AnyTask = Task[Any, Any, Any, Any]
 
@@ -136,3 +136,30 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+class Deck:
+    """The deployments of one server and their loading state."""
+
+    def __init__(self, specs: Sequence[ModelSpec]) -> None:
+        self.specs = list(specs)
+        self.deployments: dict[str, Deployment] = {}
+        self.failed: dict[str, str] = {}
+        self.shutting_down = False
+
+    @property
+    def ready(self) -> bool:
+        return not self.shutting_down and len(self.deployments) == len(self.specs)
+
+    def get(self, name: str) -> Deployment:
+        if self.shutting_down:
+            raise ShuttingDownError("the server is shutting down", hint="retry against another replica")
+        deployment = self.deployments.get(name)
+        if deployment is not None:
+            return deployment
+        names = [spec.alias for spec in self.specs]
+        if name in names:
+            if name in self.failed:
+                raise ServiceError(f"model {name!r} failed to load: {self.failed[name]}")
+            raise ServiceError(f"model {name!r} is still loading", hint="poll /readyz, then retry")
+        raise UnknownModelError(f"no model named {name!r} is served here", hint=f"served models: {', '.join(names)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
@@ -52,6 +53,23 @@ class ServerMetrics:
         )
         self.queue_depth = Gauge("modeldeck_queue_depth", "Items waiting per model", ["model"], registry=r)
         self.model_ready = Gauge("modeldeck_model_ready", "1 once a model is loaded", ["model"], registry=r)
+        self.worker_rss = Gauge(
+            "modeldeck_worker_resident_memory_bytes",
+            "Resident memory of each model's worker process",
+            ["model"],
+            registry=r,
+        )
+
+    def observe_worker(self, model: str, pid: int | None) -> None:
+        """Refresh a worker's RSS (read at scrape time; Linux /proc only, skipped elsewhere)."""
+        if pid is None:
+            return
+        try:
+            with open(f"/proc/{pid}/statm") as statm:
+                pages = int(statm.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            return
+        self.worker_rss.labels(model).set(pages * os.sysconf("SC_PAGE_SIZE"))
 
     def for_model(self, model: str) -> BatchMetrics:
         return BatchMetrics(self, model)
