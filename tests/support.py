@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +112,120 @@ def echo_settings(tmp_path: Path, **overrides: Any) -> Settings:
 def echo_loader(spec: Any, settings: Settings) -> EchoTask:
     """A worker-process loader (module level, so a spawned process can import it)."""
     return EchoTask(echo_info(), batch_size=settings.max_batch_size, max_text_chars=settings.max_text_chars)
+
+
+TINY_WORDS = [
+    "tim", "cook", "visited", "paris", "jose", "new", "york", "in", "the", "and", "to", "went", "with",
+    "play", "london", "berlin", "cat", "a", "is", "of", "##s", "##ing", "##ed", "##er", "##e",
+    ".", ",", "!", "?", "-", "'",
+]  # fmt: skip
+TINY_LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+
+
+def save_tiny_bert_ner(path: Path) -> Path:
+    """Save a random-weight BertForTokenClassification and its word-piece tokenizer, as hubs ship them."""
+    import torch
+    import transformers
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = transformers.BertTokenizerFast(vocab=str(path / "vocab.txt"))
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        id2label=TINY_LABELS,
+        label2id={v: k for k, v in TINY_LABELS.items()},
+    )
+    torch.manual_seed(0)
+    model = transformers.BertForTokenClassification(config)
+    # Larger classifier weights make random predictions spread over all labels, so entities appear.
+    with torch.no_grad():
+        model.classifier.weight.mul_(40.0)
+    tokenizer.save_pretrained(path)
+    model.save_pretrained(path)
+    return path
+
+
+@dataclass
+class FileServer:
+    base: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+    drop: str = "none"  # "none" | "first" | "always" | "stall"
+    ignore_range: bool = False
+    half_sent: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, path: str, data: bytes) -> tuple[str, str]:
+        self.files[path] = data
+        return f"{self.base}{path}", hashlib.sha256(data).hexdigest()
+
+    def ranges(self) -> list[str | None]:
+        return [r for _, r in self.requests]
+
+
+class _FileHandler(BaseHTTPRequestHandler):
+    server: Any
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        state: FileServer = self.server.state
+        rng = self.headers.get("Range")
+        with state.lock:
+            state.requests.append((self.path, rng))
+            number = len(state.requests)
+        body = state.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        if rng and not state.ignore_range:
+            start = int(rng.removeprefix("bytes=").split("-")[0])
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+        chunk = body[start:]
+        if start:
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(chunk)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if state.drop == "always" or (state.drop in ("first", "stall") and number == 1):
+            self.wfile.write(chunk[: len(chunk) // 2])
+            self.wfile.flush()
+            state.half_sent.set()
+            if state.drop == "stall":
+                state.release.wait(20)
+            return  # HTTP/1.0: the connection closes here, short of Content-Length
+        self.wfile.write(chunk)
+
+
+@contextlib.contextmanager
+def serve_files() -> Iterator[FileServer]:
+    """A real HTTP server on 127.0.0.1 serving ``state.files``; it honours Range and can misbehave."""
+    state = FileServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _FileHandler)
+    httpd.daemon_threads = True
+    httpd.state = state  # type: ignore[attr-defined]
+    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        state.release.set()
+        httpd.shutdown()
+        httpd.server_close()

@@ -17,7 +17,8 @@ from modeldeck.errors import (
     UnknownModelError,
 )
 from modeldeck.tasks.results import NERResult
-from tests.tasks.conftest import TINY_LABELS, TINY_WORDS
+
+from .support import save_tiny_bert_ner
 
 pytestmark = pytest.mark.slow
 
@@ -47,30 +48,9 @@ def embed(settings: Settings):
 
 @pytest.fixture(scope="module")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-weight BertForTokenClassification saved as hubs ship it (as in tests/tasks/conftest.py)."""
-    transformers = pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
-    path = tmp_path_factory.mktemp("tiny-bert-ner")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = transformers.BertTokenizerFast(vocab=str(path / "vocab.txt"))
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        id2label=TINY_LABELS,
-        label2id={v: k for k, v in TINY_LABELS.items()},
-    )
-    torch.manual_seed(0)
-    model = transformers.BertForTokenClassification(config)
-    # Larger classifier weights make random predictions spread over all labels, so entities appear.
-    with torch.no_grad():
-        model.classifier.weight.mul_(40.0)
-    tokenizer.save_pretrained(path)
-    model.save_pretrained(path)
+    """A random-weight BertForTokenClassification saved as hubs ship it."""
+    pytest.importorskip("transformers")
+    path = save_tiny_bert_ner(tmp_path_factory.mktemp("tiny-bert-ner"))
     return path
 
 

@@ -41,9 +41,7 @@ class SimilarityResult:
     hits: tuple[tuple[Hit, ...], ...]
 
     def __post_init__(self) -> None:
-        scores = self.scores
-        if not (isinstance(scores, np.ndarray) and scores.dtype == np.float32 and not scores.flags.writeable):
-            scores = readonly_array(scores, np.float32)
+        scores = readonly_array(self.scores, np.float32)
         if scores.ndim != 2:
             raise ValueError(f"scores must be 2-D (queries x corpus), got shape {scores.shape}")
         object.__setattr__(self, "scores", scores)

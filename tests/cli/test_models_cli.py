@@ -9,16 +9,15 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from modeldeck.cli.main import main
+
+from ..support import FileServer, serve_files
 
 
 @pytest.fixture
@@ -32,49 +31,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-@dataclass
-class Served:
-    base: str = ""
-    files: dict[str, bytes] = field(default_factory=dict)
-    requests: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Any
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        state: Served = self.server.state
-        with state.lock:
-            state.requests.append(self.path)
-        body = state.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture
-def served() -> Iterator[Served]:
-    state = Served()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.state = state  # type: ignore[attr-defined]
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+def served() -> Iterator[FileServer]:
+    with serve_files() as state:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -198,7 +158,7 @@ def test_pull_a_url_model_from_the_user_catalog(home, served, capsys):
     code, out, err = run(capsys, "pull", "tiny-onnx", "--quiet")
     assert code == 0, err
     assert "pulled" in out and "tiny-onnx@" in out
-    assert served.requests == ["/model.onnx"]
+    assert [path for path, _ in served.requests] == ["/model.onnx"]
     assert (home / "blobs" / "sha256" / entry["source"]["sha256"]).read_bytes() == data
 
     code, out, _ = run(capsys, "list")

@@ -9,12 +9,7 @@ import pytest
 
 from modeldeck.types import ModelInfo
 
-TINY_WORDS = [
-    "tim", "cook", "visited", "paris", "jose", "new", "york", "in", "the", "and", "to", "went", "with",
-    "play", "london", "berlin", "cat", "a", "is", "of", "##s", "##ing", "##ed", "##er", "##e",
-    ".", ",", "!", "?", "-", "'",
-]  # fmt: skip
-TINY_LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+from ..support import save_tiny_bert_ner
 
 
 def _package_dir(module: str) -> Path:
@@ -62,29 +57,8 @@ def embedder(minilm_info: ModelInfo):
 @pytest.fixture(scope="session")
 def tiny_bert_info(tmp_path_factory: pytest.TempPathFactory) -> ModelInfo:
     """A random-weight BertForTokenClassification with a word-piece vocab, saved the way hubs ship it."""
-    transformers = pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
-    path = tmp_path_factory.mktemp("tiny-bert-ner")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = transformers.BertTokenizerFast(vocab=str(path / "vocab.txt"))
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        id2label=TINY_LABELS,
-        label2id={v: k for k, v in TINY_LABELS.items()},
-    )
-    torch.manual_seed(0)
-    model = transformers.BertForTokenClassification(config)
-    # Larger classifier weights make random predictions spread over all labels, so entities appear.
-    with torch.no_grad():
-        model.classifier.weight.mul_(40.0)
-    tokenizer.save_pretrained(path)
-    model.save_pretrained(path)
+    pytest.importorskip("transformers")
+    path = save_tiny_bert_ner(tmp_path_factory.mktemp("tiny-bert-ner"))
     return ModelInfo(name="tiny-bert-ner", version="0", tasks=("ner",), runtime="transformers", path=path)
 
 

@@ -10,7 +10,7 @@ import pytest
 from modeldeck.tasks.ner import aggregate_entities
 from modeldeck.tasks.results import NERResult
 
-from .conftest import TINY_LABELS
+from ..support import TINY_LABELS
 
 TEXTS = [
     "José  plays in   New York 😀 with Tim Cook.",

@@ -103,6 +103,7 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
     def __init__(
         self,
         info: ModelInfo,
+        runtime: Any = None,
         *,
         batch_size: int = 32,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
@@ -111,6 +112,7 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
         if batch_size < 1:
             raise OptionError(f"batch_size must be >= 1, got {batch_size}")
         self.info = info
+        self.runtime = runtime
         self.batch_size = batch_size
         self.max_text_chars = max_text_chars
         self.default_options: OptT = self._validate(options or {})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -37,18 +37,7 @@ class EmbedTask(Task[_Chunks, tuple[np.ndarray, int], Embedding, EmbedOptions]):
     name = "embed"
     options_type = EmbedOptions
     runtimes: ClassVar[tuple[str, ...]] = ("sentence-transformers",)
-
-    def __init__(
-        self,
-        info: ModelInfo,
-        runtime: SentenceTransformerRuntime,
-        *,
-        batch_size: int = 32,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.runtime = runtime
-        super().__init__(info, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
+    runtime: SentenceTransformerRuntime
 
     @classmethod
     def from_model(

@@ -198,8 +198,7 @@ class NERTask(Task[_Encoded, Any, NERResult, NEROptions]):
         options: Mapping[str, Any] | None = None,
     ) -> None:
         self._backend = backend
-        self.runtime = backend.runtime
-        super().__init__(info, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
+        super().__init__(info, backend.runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
 
     @classmethod
     def from_model(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -52,18 +52,7 @@ class ParseTask(Task[SpacyText, _Parsed, ParseResult, ParseOptions]):
     name = "parse"
     options_type = ParseOptions
     runtimes: ClassVar[tuple[str, ...]] = ("spacy",)
-
-    def __init__(
-        self,
-        info: ModelInfo,
-        runtime: SpacyRuntime,
-        *,
-        batch_size: int = 32,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.runtime = runtime
-        super().__init__(info, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
+    runtime: SpacyRuntime
 
     @classmethod
     def from_model(

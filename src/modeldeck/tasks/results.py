@@ -16,7 +16,12 @@ __all__ = ["Embedding", "Entity", "NERResult", "ParseResult", "Sentence", "Token
 
 
 def readonly_array(values: Any, dtype: Any) -> np.ndarray:
-    """A private, read-only copy of ``values`` (never a view of the caller's array)."""
+    """A private, read-only copy of ``values`` (never a view of the caller's array).
+
+    An array that is already read-only, of ``dtype`` and owns its memory is kept: nobody can change it.
+    """
+    if isinstance(values, np.ndarray) and values.dtype == dtype and not values.flags.writeable and values.base is None:
+        return values
     array = np.array(values, dtype=dtype, copy=True)
     array.flags.writeable = False
     return array
@@ -214,9 +219,7 @@ class Embedding:
     chunks: int = 1
 
     def __post_init__(self) -> None:
-        vector = self.vector
-        if not (isinstance(vector, np.ndarray) and vector.dtype == np.float32 and not vector.flags.writeable):
-            vector = readonly_array(vector, np.float32)
+        vector = readonly_array(self.vector, np.float32)
         if vector.ndim != 1:
             raise ValueError(f"an embedding vector must be 1-D, got shape {vector.shape}")
         object.__setattr__(self, "vector", vector)
