@@ -97,6 +97,8 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
 
     name: ClassVar[str]
     options_type: ClassVar[type[Options]]
+    #: The result class: ``to_dict``/``from_dict``/``arrow_type`` define the task's output schema.
+    result_type: ClassVar[type]
     #: The loaded framework adapter (see ``runtimes.base.Runtime``); None for pure-Python tasks.
     runtime: Any = None
 

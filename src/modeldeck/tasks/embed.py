@@ -35,6 +35,7 @@ class _Chunks:
 
 class EmbedTask(Task[_Chunks, tuple[np.ndarray, int], Embedding, EmbedOptions]):
     name = "embed"
+    result_type: ClassVar[type] = Embedding
     options_type = EmbedOptions
     runtimes: ClassVar[tuple[str, ...]] = ("sentence-transformers",)
     runtime: SentenceTransformerRuntime

@@ -185,6 +185,7 @@ class _Encoded:
 
 class NERTask(Task[_Encoded, Any, NERResult, NEROptions]):
     name = "ner"
+    result_type: ClassVar[type] = NERResult
     options_type = NEROptions
     runtimes: ClassVar[tuple[str, ...]] = ("spacy", "transformers")
 

@@ -50,6 +50,7 @@ class _Parsed:
 
 class ParseTask(Task[SpacyText, _Parsed, ParseResult, ParseOptions]):
     name = "parse"
+    result_type: ClassVar[type] = ParseResult
     options_type = ParseOptions
     runtimes: ClassVar[tuple[str, ...]] = ("spacy",)
     runtime: SpacyRuntime

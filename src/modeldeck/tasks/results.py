@@ -1,18 +1,41 @@
-"""Typed, immutable task results with named views and a lossless plain-dict form.
+"""Typed, immutable task results with named views and lossless plain-dict and Arrow forms.
 
-Every result has ``to_dict()`` (JSON-able: str, int, float, None, lists, dicts) and a
-``from_dict()`` that inverts it: ``type(r).from_dict(r.to_dict()) == r``.
+Every result has ``to_dict()`` (JSON-able: str, int, float, None, lists, dicts), a
+``from_dict()`` that inverts it: ``type(r).from_dict(r.to_dict()) == r``, and an
+``arrow_type()`` whose struct holds the same fields (``to_arrow`` builds the column).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["Embedding", "Entity", "NERResult", "ParseResult", "Sentence", "Token", "readonly_array"]
+from ..errors import DependencyError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["Embedding", "Entity", "NERResult", "ParseResult", "Sentence", "Token", "readonly_array", "to_arrow"]
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+    except ImportError as exc:
+        raise DependencyError("pyarrow", extra="jobs", purpose="Arrow conversion of results") from exc
+    return pyarrow
+
+
+def to_arrow(results: Sequence[Any | None], result_type: Any) -> pa.Array:
+    """A struct array of ``results`` typed by ``result_type.arrow_type()``; ``None`` becomes null.
+
+    Lossless: every field of ``to_dict()`` has a column, float32 vectors stay float32.
+    """
+    pa = _pyarrow()
+    return pa.array([None if r is None else r.to_dict() for r in results], type=result_type.arrow_type())
 
 
 def readonly_array(values: Any, dtype: Any) -> np.ndarray:
@@ -36,6 +59,14 @@ class Entity:
     start: int
     end: int
     score: float | None = None
+
+    @classmethod
+    def arrow_type(cls) -> pa.DataType:
+        pa = _pyarrow()
+        return pa.struct(
+            [("text", pa.string()), ("label", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
+             ("score", pa.float64())]
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "label": self.label, "start": self.start, "end": self.end, "score": self.score}
@@ -84,6 +115,11 @@ class NERResult:
     def by_label(self, label: str) -> tuple[Entity, ...]:
         return tuple(e for e in self.entities if e.label == label)
 
+    @classmethod
+    def arrow_type(cls) -> pa.DataType:
+        pa = _pyarrow()
+        return pa.struct([("entities", pa.list_(Entity.arrow_type()))])
+
     def to_dict(self) -> dict[str, Any]:
         return {"entities": [e.to_dict() for e in self.entities]}
 
@@ -104,6 +140,15 @@ class Token:
     lemma: str
     dep: str
     head: int
+
+    @classmethod
+    def arrow_type(cls) -> pa.DataType:
+        pa = _pyarrow()
+        text = ("text", "pos", "tag", "lemma", "dep")
+        return pa.struct(
+            [(name, pa.string() if name in text else pa.int64())
+             for name in ("text", "start", "end", "pos", "tag", "lemma", "dep", "head")]
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +185,13 @@ class Sentence:
     end: int
     token_start: int
     token_end: int
+
+    @classmethod
+    def arrow_type(cls) -> pa.DataType:
+        pa = _pyarrow()
+        return pa.struct(
+            [("text", pa.string())] + [(n, pa.int64()) for n in ("start", "end", "token_start", "token_end")]
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -200,6 +252,11 @@ class ParseResult:
         sentence = self.sentences[index]
         return self.tokens[sentence.token_start : sentence.token_end]
 
+    @classmethod
+    def arrow_type(cls) -> pa.DataType:
+        pa = _pyarrow()
+        return pa.struct([("tokens", pa.list_(Token.arrow_type())), ("sentences", pa.list_(Sentence.arrow_type()))])
+
     def to_dict(self) -> dict[str, Any]:
         return {"tokens": [t.to_dict() for t in self.tokens], "sentences": [s.to_dict() for s in self.sentences]}
 
@@ -239,6 +296,11 @@ class Embedding:
 
     def __hash__(self) -> int:
         return hash((self.vector.tobytes(), self.chunks))
+
+    @classmethod
+    def arrow_type(cls) -> pa.DataType:
+        pa = _pyarrow()
+        return pa.struct([("vector", pa.list_(pa.float32())), ("dim", pa.int64()), ("chunks", pa.int64())])
 
     def to_dict(self) -> dict[str, Any]:
         return {"vector": self.vector.tolist(), "dim": self.dim, "chunks": self.chunks}
