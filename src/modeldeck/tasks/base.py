@@ -69,7 +69,7 @@ def check_text(raw: object, *, max_chars: int = DEFAULT_MAX_TEXT_CHARS, field: s
                 hint="send text encoded as UTF-8",
             ) from None
     if not isinstance(raw, str):
-        raise InputTypeError(f"{field} must be a string, got {type(raw).__name__}", hint="send text as a JSON string")
+        raise InputTypeError(f"{field} must be a string, got {type(raw).__name__}", hint="pass the text as a string")
     if not raw.strip():
         raise EmptyInputError(f"{field} is empty or only whitespace", hint="send at least one non-space character")
     if len(raw) > max_chars:
