@@ -30,7 +30,7 @@ lint: install
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
 constraints: install
-	$(PY) -m pip freeze --exclude-editable | grep -v '^modeldeck' > constraints.new
+	(sed -n 1,3p constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v "^modeldeck") > constraints.new
 	mv constraints.new constraints.txt
 
 clean:

@@ -1,6 +1,6 @@
 """Run every benchmark in turn (``make bench``); each prints its figures and ratios and saves JSON in .bench/.
 
-    python benchmarks/run.py [--quick]     # --quick: shorter runs, for a smoke check of the scripts
+python benchmarks/run.py [--quick]     # --quick: shorter runs, for a smoke check of the scripts
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ def main() -> None:
         ["serving.py", "embed", *short],
         ["serving.py", "ner", *short],
         ["serving.py", "memory", *(["--duration", "20"] if args.quick else [])],
+        ["jobs.py", "embed", *(["--rows", "2000"] if args.quick else [])],
+        ["jobs.py", "memory", *(["--rows", "5000"] if args.quick else [])],
+        ["spark.py", *(["--rows", "2000"] if args.quick else [])],
     ]
     for run in runs:
         print(f"\n$ python benchmarks/{' '.join(run)}", flush=True)

@@ -20,10 +20,12 @@
     ├── DependencyError                  MD400  an optional dependency is missing
     ├── InferenceError                   MD500  the model itself failed
     │   └── BatchContractError           MD501  a batch function broke the one-output-per-input rule
-    └── ServiceError                     MD600
-        ├── OverloadedError              MD601  queue full; carries retry_after seconds
-        ├── DeadlineExceededError        MD602
-        └── ShuttingDownError            MD603
+    ├── ServiceError                     MD600
+    │   ├── OverloadedError              MD601  queue full; carries retry_after seconds
+    │   ├── DeadlineExceededError        MD602
+    │   └── ShuttingDownError            MD603
+    └── JobError                         MD700  a dataset job cannot start or go on (output exists, resume mismatch)
+        └── TooManyErrorsError           MD701  more rows failed than max_errors allows
 
 Only ``serving/`` maps these to HTTP statuses and only ``cli/`` maps them to exit codes.
 """
@@ -45,6 +47,7 @@ __all__ = [
     "InputError",
     "InputTooLargeError",
     "InputTypeError",
+    "JobError",
     "ManifestError",
     "ModelDeckError",
     "ModelNotInstalledError",
@@ -55,6 +58,7 @@ __all__ = [
     "ServiceError",
     "ShuttingDownError",
     "StoreError",
+    "TooManyErrorsError",
     "UnknownModelError",
     "UnknownNameError",
 ]
@@ -191,3 +195,11 @@ class DeadlineExceededError(ServiceError):
 
 class ShuttingDownError(ServiceError):
     code = "MD603"
+
+
+class JobError(ModelDeckError):
+    code = "MD700"
+
+
+class TooManyErrorsError(JobError):
+    code = "MD701"

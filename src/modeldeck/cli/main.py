@@ -14,6 +14,7 @@ from ..errors import (
     ConfigError,
     DependencyError,
     InputError,
+    JobError,
     ModelDeckError,
     NotFoundError,
     ServiceError,
@@ -22,10 +23,12 @@ from ..errors import (
 
 __all__ = ["exit_code", "main"]
 
-# Exit codes: 0 ok, 1 unexpected, 2 bad usage or input, 3 store, 4 missing dependency, 5 service.
+# Exit codes: 0 ok, 1 unexpected, 2 bad usage or input (incl. job output exists, too many bad rows),
+# 3 store, 4 missing dependency, 5 service.
 _EXIT_CODES: tuple[tuple[type[ModelDeckError], int], ...] = (
     (ConfigError, 2),
     (InputError, 2),
+    (JobError, 2),
     (NotFoundError, 2),
     (StoreError, 3),
     (DependencyError, 4),
@@ -57,6 +60,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="task option (JSON value)"
     )
     predict.add_argument("--json", action="store_true", help="print the outputs as JSON, as the server does")
+
+    from ._run import add_run_parser
+
+    add_run_parser(commands)
 
     serve = commands.add_parser("serve", help="serve models over HTTP with adaptive batching")
     serve.add_argument("--models", help="comma-separated specs: TASK, MODEL, TASK:MODEL, ALIAS=TASK:MODEL")
@@ -111,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._predict import run_predict
 
             return run_predict(args)
+        if args.command == "run":
+            from ._run import run_run
+
+            return run_run(args)
         if args.command == "serve":
             from ._serve import run_serve
 
