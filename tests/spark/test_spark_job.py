@@ -105,3 +105,17 @@ def test_worker_python_defaults_to_this_interpreter_on_a_local_master(monkeypatc
     assert _worker_python("yarn", {"spark.pyspark.python": "/opt/py/bin/python"}) == "/opt/py/bin/python"
     monkeypatch.setenv("PYSPARK_PYTHON", "/usr/bin/python3")
     assert _worker_python("local[2]", {}) is None
+
+
+def test_cli_run_engine_spark_matches_the_local_engine(spark, parquet_input, tmp_path, capsys):
+    from modeldeck.cli.main import main
+
+    common = ["run", "ner", "--input", str(parquet_input), "--column", "text", "--quiet"]
+    assert main([*common, "--output", str(tmp_path / "spark-out"), "--engine", "spark", "--master", "local[2]"]) == 0
+    assert main([*common, "--output", str(tmp_path / "local-out")]) == 0
+    on_spark = pq.read_table(tmp_path / "spark-out").sort_by("id")
+    locally = pq.read_table(tmp_path / "local-out").sort_by("id")
+    assert on_spark.column_names == locally.column_names == ["id", "text", "result", "error"]
+    for name in ("id", "text", "result", "error"):  # engine parity, row for row
+        assert on_spark.column(name).to_pylist() == locally.column(name).to_pylist()
+    assert "spark" in capsys.readouterr().out
