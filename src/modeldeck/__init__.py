@@ -6,9 +6,10 @@ is imported until a model is loaded or a server is built.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._api import load
+from ._lazy import lazy_getattr
 from ._version import __version__
 from .config import Settings
 from .errors import ModelDeckError
@@ -19,20 +20,14 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelDeckError", "ModelStore", "Settings", "SimilarityResult", "__version__", "load", "similarity"]
 
-_LAZY = {
-    "similarity": ("modeldeck._similarity", "similarity"),
-    "SimilarityResult": ("modeldeck._similarity", "SimilarityResult"),
-    "ModelStore": ("modeldeck.store", "ModelStore"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module_name, attribute = _LAZY[name]
-        return getattr(importlib.import_module(module_name), attribute)
-    raise AttributeError(f"module 'modeldeck' has no attribute {name!r}")
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        "similarity": ("modeldeck._similarity", "similarity"),
+        "SimilarityResult": ("modeldeck._similarity", "SimilarityResult"),
+        "ModelStore": ("modeldeck.store", "ModelStore"),
+    },
+)
 
 
 def __dir__() -> list[str]:

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_getattr
 from ._core import ERROR_TYPE, output_schema, predict_arrow
 
 if TYPE_CHECKING:
@@ -16,17 +17,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ERROR_TYPE", "JobSummary", "output_schema", "predict_arrow", "read_manifest", "run_job"]
 
-_LAZY = {
-    "JobSummary": ("modeldeck.jobs._runner", "JobSummary"),
-    "run_job": ("modeldeck.jobs._runner", "run_job"),
-    "read_manifest": ("modeldeck.jobs._writers", "read_manifest"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module_name, attribute = _LAZY[name]
-        return getattr(importlib.import_module(module_name), attribute)
-    raise AttributeError(f"module 'modeldeck.jobs' has no attribute {name!r}")
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        "JobSummary": ("modeldeck.jobs._runner", "JobSummary"),
+        "run_job": ("modeldeck.jobs._runner", "run_job"),
+        "read_manifest": ("modeldeck.jobs._writers", "read_manifest"),
+    },
+)
