@@ -17,7 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import DependencyError, InputError, InputTypeError, OptionError
+from .errors import InputError, InputTypeError, OptionError
+from .runtimes.base import import_framework
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -62,11 +63,7 @@ class _Job:
 
 
 def _pyspark_types() -> Any:
-    try:
-        from pyspark.sql import types
-    except ImportError as exc:
-        raise DependencyError("pyspark", extra="spark", purpose="modeldeck.spark") from exc
-    return types
+    return import_framework("pyspark.sql.types", package="pyspark", extra="spark", purpose="modeldeck.spark")
 
 
 def predict(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -171,10 +172,10 @@ def test_a_model_that_fails_to_load_is_reported_not_fatal(live, tmp_path):
 
     server = LiveServer(create_app(echo_settings(tmp_path), loader=broken_loader)).start()
     live.append(server)
-    for _ in range(200):
-        body = httpx.get(f"{server.url}/readyz").json()
-        if body["models"]["echo"] != "loading":
-            break
+    deadline = time.monotonic() + 20
+    while (body := httpx.get(f"{server.url}/readyz").json())["models"]["echo"] == "loading":
+        assert time.monotonic() < deadline, "the load never finished"
+        time.sleep(0.01)
     assert body["models"] == {"echo": "failed"}
     assert "weights are corrupt" in predict(server, {"inputs": "a"}).json()["error"]["message"]
     assert httpx.get(f"{server.url}/healthz").status_code == 200
@@ -196,6 +197,7 @@ def test_concurrent_requests_are_batched_and_metrics_show_it(live, echo_task, tm
     assert 'modeldeck_batch_size_bucket{le="16.0",model="echo"}' in metrics
     assert 'modeldeck_requests_total{model="echo",status="200"} 13.0' in metrics
     assert "process_resident_memory_bytes" in metrics
+    assert 'modeldeck_queue_depth{model="echo"} 0.0' in metrics  # everything answered, nothing queued
 
 
 def _wait_for_queue(server: LiveServer, depth: int) -> None:

@@ -191,6 +191,7 @@ def _add_routes(app: FastAPI) -> None:
     async def metrics(request: Request) -> Response:
         server_metrics: ServerMetrics = request.app.state.metrics
         for name, deployment in request.app.state.deck.deployments.items():
+            server_metrics.queue_depth.labels(name).set(deployment.batcher.depth)
             server_metrics.observe_worker(name, getattr(deployment.model, "pid", None))
         return Response(server_metrics.render(), media_type=CONTENT_TYPE)
 

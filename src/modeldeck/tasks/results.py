@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import DependencyError
+from ..runtimes.base import import_framework
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -22,11 +22,7 @@ __all__ = ["Embedding", "Entity", "NERResult", "ParseResult", "Sentence", "Token
 
 
 def _pyarrow() -> Any:
-    try:
-        import pyarrow
-    except ImportError as exc:
-        raise DependencyError("pyarrow", extra="jobs", purpose="Arrow conversion of results") from exc
-    return pyarrow
+    return import_framework("pyarrow", package="pyarrow", extra="jobs", purpose="Arrow conversion of results")
 
 
 def to_arrow(results: Sequence[Any | None], result_type: Any) -> pa.Array:
