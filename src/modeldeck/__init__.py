@@ -16,9 +16,23 @@ from .errors import ModelDeckError
 
 if TYPE_CHECKING:
     from ._similarity import SimilarityResult, similarity
+    from .documents import DocumentIndex
+    from .draw import draw
+    from .gallery import Gallery
     from .store import ModelStore
 
-__all__ = ["ModelDeckError", "ModelStore", "Settings", "SimilarityResult", "__version__", "load", "similarity"]
+__all__ = [
+    "DocumentIndex",
+    "Gallery",
+    "ModelDeckError",
+    "ModelStore",
+    "Settings",
+    "SimilarityResult",
+    "__version__",
+    "draw",
+    "load",
+    "similarity",
+]
 
 __getattr__ = lazy_getattr(
     __name__,
@@ -26,6 +40,9 @@ __getattr__ = lazy_getattr(
         "similarity": ("modeldeck._similarity", "similarity"),
         "SimilarityResult": ("modeldeck._similarity", "SimilarityResult"),
         "ModelStore": ("modeldeck.store", "ModelStore"),
+        "draw": ("modeldeck.draw", "draw"),
+        "Gallery": ("modeldeck.gallery", "Gallery"),
+        "DocumentIndex": ("modeldeck.documents", "DocumentIndex"),
     },
 )
 

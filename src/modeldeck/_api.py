@@ -34,6 +34,8 @@ def load_info(
             hint=f"it serves: {', '.join(info.tasks)}",
         )
     task_cls = TASKS.get(task_name)
+    if getattr(task_cls, "input_kind", "text") == "image":
+        options.setdefault("max_image_pixels", settings.max_image_pixels)
     return task_cls.from_model(  # type: ignore[no-any-return]
         info,
         device=device,

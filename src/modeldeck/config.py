@@ -87,6 +87,12 @@ class Settings:
     max_text_chars: int = field(
         default=1_000_000, metadata={"env": "MODELDECK_MAX_TEXT_CHARS", "parse": _number(int, 1)}
     )
+    # 50 MP admits an 8K photo and stops decompression bombs before their pixels are allocated.
+    max_image_pixels: int = field(
+        default=50_000_000, metadata={"env": "MODELDECK_MAX_IMAGE_PIXELS", "parse": _number(int, 64)}
+    )
+    #: SQLite face gallery served under /v1/galleries (empty: no gallery routes).
+    gallery: str = field(default="", metadata={"env": "MODELDECK_GALLERY"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

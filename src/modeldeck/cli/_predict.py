@@ -24,8 +24,26 @@ def parse_option(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def read_inputs(args: argparse.Namespace) -> list[str]:
-    inputs: list[str] = []
+def _qa_input(args: argparse.Namespace) -> dict[str, str]:
+    """``--question`` with ``--context`` or ``--context-file``: one question-answering input."""
+    if args.context_file:
+        path = Path(args.context_file)
+        if not path.is_file():
+            raise InputError(
+                f"context file {str(path)!r} does not exist", hint="check the path given to --context-file"
+            )
+        context = path.read_text(encoding="utf-8")
+    elif args.context is not None:
+        context = args.context
+    else:
+        raise InputError("--question needs a context", hint="add --context TEXT or --context-file PATH")
+    return {"question": args.question, "context": context}
+
+
+def read_inputs(args: argparse.Namespace) -> list[Any]:
+    if getattr(args, "question", None) is not None:
+        return [_qa_input(args)]
+    inputs: list[Any] = []
     for item in args.inputs:
         if item == "-":
             inputs.extend(line.rstrip("\n") for line in sys.stdin if line.strip())

@@ -6,6 +6,7 @@ Only the standard library is imported until a command runs, so ``modeldeck --hel
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -60,10 +61,20 @@ def _build_parser() -> argparse.ArgumentParser:
         "-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="task option (JSON value)"
     )
     predict.add_argument("--json", action="store_true", help="print the outputs as JSON, as the server does")
+    predict.add_argument("--question", help="qa: the question (the context comes from --context or --context-file)")
+    predict.add_argument("--context", help="qa: the context text")
+    predict.add_argument("--context-file", help="qa: read the context from this UTF-8 file")
+    predict.add_argument("--save", metavar="PATH", help="image tasks: save the input drawn with its results here")
 
     from ._run import add_run_parser
 
     add_run_parser(commands)
+    # Commands defined in their own modules: each adds its parser and sets ``handler``
+    # ("module:function") that ``main`` imports only when the command runs.
+    from . import _ask, _chat, _eval, _faces
+
+    for module in (_eval, _faces, _chat, _ask):
+        module.add_parser(commands)
 
     serve = commands.add_parser("serve", help="serve models over HTTP with adaptive batching")
     serve.add_argument("--models", help="comma-separated specs: TASK, MODEL, TASK:MODEL, ALIAS=TASK:MODEL")
@@ -134,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._bench import run_bench_command
 
             return run_bench_command(args)
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            module, _, function = handler.partition(":")
+            return int(getattr(importlib.import_module(module), function)(args))
     except ModelDeckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_code(exc)

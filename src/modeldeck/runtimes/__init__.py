@@ -18,3 +18,7 @@ RUNTIMES: Registry[Any] = Registry("runtime", entry_point_group="modeldeck.runti
 RUNTIMES.register("spacy", "modeldeck.runtimes.spacy:SpacyRuntime")
 RUNTIMES.register("sentence-transformers", "modeldeck.runtimes.sentence_transformers:SentenceTransformerRuntime")
 RUNTIMES.register("transformers", "modeldeck.runtimes.transformers:TransformersRuntime")
+RUNTIMES.register("onnxruntime", "modeldeck.runtimes.onnx:OnnxRuntime")
+RUNTIMES.register("torchvision", "modeldeck.runtimes.torchvision:TorchvisionRuntime")
+RUNTIMES.register("dlib", "modeldeck.runtimes.dlib:DlibRuntime")
+RUNTIMES.register("opencv", "modeldeck.runtimes.opencv:OpenCVRuntime")

@@ -32,9 +32,11 @@ from ..errors import (
 )
 from .deck import AnyTask, Deck, Deployment, ModelSpec, load_spec, parse_specs
 from .errors import error_body, error_headers, status_for
+from .gallery_routes import add_gallery_routes
 from .limits import BodyLimitMiddleware
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .models import LocalModel, ProcessModel, ServedModel
+from .openai_routes import add_openai_routes
 
 __all__ = ["create_app"]
 
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
     _add_routes(app)
+    add_openai_routes(app)
+    add_gallery_routes(app)
     return app
 
 

@@ -73,7 +73,7 @@ class CatalogEntry:
             check_name(self.version, f"model {self.name!r}: 'version'")
 
 
-BUILTIN_CATALOG: tuple[CatalogEntry, ...] = (
+_CORE: tuple[CatalogEntry, ...] = (
     CatalogEntry(
         name="en_core_web_sm",
         tasks=("ner", "parse"),
@@ -104,6 +104,13 @@ BUILTIN_CATALOG: tuple[CatalogEntry, ...] = (
         default_for=("embed",),
     ),
 )
+
+# The family catalogs import CatalogEntry from this module, so they are read once it is defined.
+from ._catalog_faces import ENTRIES as _FACES  # noqa: E402
+from ._catalog_language import ENTRIES as _LANGUAGE  # noqa: E402
+from ._catalog_vision import ENTRIES as _VISION  # noqa: E402
+
+BUILTIN_CATALOG: tuple[CatalogEntry, ...] = _CORE + _LANGUAGE + _VISION + _FACES
 
 _ENTRY_KEYS = tuple(f.name for f in fields(CatalogEntry))
 _REQUIRED_KEYS = ("name", "tasks", "runtime", "source")

@@ -1,0 +1,11 @@
+"""(being built)"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+__all__ = ["add_openai_routes"]
+
+
+def add_openai_routes(app: FastAPI) -> None:
+    """Add the routes to ``app``."""
