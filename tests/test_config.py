@@ -24,6 +24,8 @@ def test_defaults_from_an_empty_environment():
     assert settings.request_timeout_s == 30.0
     assert settings.max_body_bytes == 8 * 1024 * 1024
     assert settings.max_text_chars == 1_000_000
+    assert settings.max_image_pixels == 50_000_000
+    assert settings.gallery == ""
 
 
 def test_unrelated_variables_are_ignored():
@@ -44,6 +46,8 @@ def test_every_variable_is_parsed():
             "MODELDECK_REQUEST_TIMEOUT_S": "0.5",
             "MODELDECK_MAX_BODY_BYTES": "2048",
             "MODELDECK_MAX_TEXT_CHARS": "100",
+            "MODELDECK_MAX_IMAGE_PIXELS": "4096",
+            "MODELDECK_GALLERY": "/srv/team.db",
         }
     )
     assert settings.home == Path("/srv/models")
@@ -58,6 +62,8 @@ def test_every_variable_is_parsed():
     assert settings.request_timeout_s == 0.5
     assert settings.max_body_bytes == 2048
     assert settings.max_text_chars == 100
+    assert settings.max_image_pixels == 4096
+    assert settings.gallery == "/srv/team.db"
 
 
 def test_home_expands_the_user_directory(monkeypatch, tmp_path):
@@ -113,6 +119,7 @@ def test_models_list_drops_empty_items():
         ("MODELDECK_REQUEST_TIMEOUT_S", "0", ">= 0.001"),
         ("MODELDECK_MAX_BODY_BYTES", "1023", ">= 1024"),
         ("MODELDECK_MAX_TEXT_CHARS", "0", ">= 1"),
+        ("MODELDECK_MAX_IMAGE_PIXELS", "63", ">= 64"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_value(var, raw, expected):
