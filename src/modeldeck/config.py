@@ -91,7 +91,7 @@ class Settings:
     max_image_pixels: int = field(
         default=50_000_000, metadata={"env": "MODELDECK_MAX_IMAGE_PIXELS", "parse": _number(int, 64)}
     )
-    #: SQLite face gallery served under /v1/galleries (empty: no gallery routes).
+    #: SQLite face gallery served under /v1/gallery (empty: the gallery routes answer 404).
     gallery: str = field(default="", metadata={"env": "MODELDECK_GALLERY"})
 
     @classmethod

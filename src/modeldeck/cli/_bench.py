@@ -186,6 +186,19 @@ def _print_report(report: BenchReport) -> None:
         console.print(hist)
 
 
+def _image_inputs(paths: Sequence[str]) -> list[str]:
+    """Each image file base64-encoded, as a JSON client sends it (the server never reads paths)."""
+    import base64
+
+    encoded = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            raise InputError(f"image file {name!r} does not exist", hint="check the path given to --image")
+        encoded.append(base64.b64encode(path.read_bytes()).decode("ascii"))
+    return encoded
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
     texts: list[str] = list(args.texts or [])
     if args.input_file:
@@ -193,6 +206,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise InputError(f"input file {str(path)!r} does not exist", hint="check the path given to --input-file")
         texts.extend(line for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    images = list(getattr(args, "images", None) or [])
+    if images and texts:
+        raise InputError("pass --input/--input-file or --image, not both", hint="an image model takes images")
+    texts.extend(_image_inputs(images))
     duration = args.duration if args.duration is not None or args.requests is not None else 10.0
     report = asyncio.run(
         run_bench(

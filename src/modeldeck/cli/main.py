@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -113,6 +114,9 @@ def _build_parser() -> argparse.ArgumentParser:
     limit.add_argument("--requests", type=int, help="number of requests to send")
     bench.add_argument("--input", action="append", dest="texts", help="input text (repeatable)")
     bench.add_argument("--input-file", help="inputs, one per line")
+    bench.add_argument(
+        "--image", action="append", dest="images", metavar="FILE", help="image file sent base64-encoded (repeatable)"
+    )
     bench.add_argument("--items-per-request", type=int, default=1)
     bench.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
@@ -155,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``modeldeck ... | head``): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -1,0 +1,37 @@
+"""The ``modeldeck`` entry point itself: behaviour shared by every command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_SCRIPT = """
+import sys
+import modeldeck.cli._models as models
+from modeldeck.cli.main import main
+
+def write_forever(args):
+    # Far more than a pipe buffer holds: the writes fail once `head` has left.
+    for i in range(200_000):
+        print(f"line {i}")
+    return 0
+
+models.run_models = write_forever
+sys.exit(main(["models", "list"]))
+"""
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    # `modeldeck ... | head -1`: the reader leaves after one line; no traceback may follow.
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', {_SCRIPT!r}], "
+         "stdout=subprocess.PIPE, stderr=sys.stderr); print(p.stdout.readline().decode(), end=''); "
+         "p.stdout.close(); sys.exit(p.wait())"],
+        capture_output=True,
+        text=True,
+        env={"MODELDECK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )  # fmt: skip
+    assert proc.stdout == "line 0\n"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0
