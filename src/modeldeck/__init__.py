@@ -15,9 +15,9 @@ from .config import Settings
 from .errors import ModelDeckError
 
 if TYPE_CHECKING:
+    from ._draw import draw
     from ._similarity import SimilarityResult, similarity
     from .documents import DocumentIndex
-    from .draw import draw
     from .gallery import Gallery
     from .store import ModelStore
 
@@ -40,7 +40,7 @@ __getattr__ = lazy_getattr(
         "similarity": ("modeldeck._similarity", "similarity"),
         "SimilarityResult": ("modeldeck._similarity", "SimilarityResult"),
         "ModelStore": ("modeldeck.store", "ModelStore"),
-        "draw": ("modeldeck.draw", "draw"),
+        "draw": ("modeldeck._draw", "draw"),
         "Gallery": ("modeldeck.gallery", "Gallery"),
         "DocumentIndex": ("modeldeck.documents", "DocumentIndex"),
     },

@@ -34,7 +34,7 @@ def load_info(
             hint=f"it serves: {', '.join(info.tasks)}",
         )
     task_cls = TASKS.get(task_name)
-    if getattr(task_cls, "input_kind", "text") == "image":
+    if getattr(task_cls, "input_kind", "text").startswith("image"):  # image, image-pair
         options.setdefault("max_image_pixels", settings.max_image_pixels)
     return task_cls.from_model(  # type: ignore[no-any-return]
         info,

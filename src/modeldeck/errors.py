@@ -2,21 +2,28 @@
 
     ModelDeckError                       MD000
     ├── ConfigError                      MD010  a setting or environment variable is invalid
+    │   ├── DocumentIndexMismatchError   MD139  a document index was built with another model or settings
+    │   └── GalleryModelMismatchError    MD152  a face gallery was built with another embedding model
     ├── InputError                       MD100  one input is unusable (maps to 4xx / per-item error)
     │   ├── EmptyInputError              MD101
     │   ├── InputTypeError               MD102
     │   ├── InputTooLargeError           MD103
     │   ├── InputDecodeError             MD104
-    │   └── OptionError                  MD110  unknown option or invalid option value
+    │   ├── OptionError                  MD110  unknown option or invalid option value
+    │   ├── NoFaceError                  MD150  an image holds no face where one was needed
+    │   └── MultipleFacesError           MD151  an image holds several faces where one was needed
     ├── NotFoundError                    MD200
     │   ├── UnknownNameError             MD201  a registry (task, runtime, source) lookup failed
     │   ├── UnknownModelError            MD202  no such model in the catalog, the store or on disk
-    │   └── ModelNotInstalledError       MD203  known model, artifacts not present locally
+    │   ├── ModelNotInstalledError       MD203  known model, artifacts not present locally
+    │   ├── DocumentIndexNotFoundError   MD138  no document index at the given folder
+    │   └── GalleryNotFoundError         MD153  no face gallery file at the given path
     ├── StoreError                       MD300
     │   ├── OfflineError                 MD301  a network path was needed in offline mode
     │   ├── DownloadError                MD302
     │   ├── ChecksumError                MD303
-    │   └── ManifestError                MD304
+    │   ├── ManifestError                MD304
+    │   └── UnsafeModelFileError         MD140  a model file needs code to load (a pickle) and was refused
     ├── DependencyError                  MD400  an optional dependency is missing
     ├── InferenceError                   MD500  the model itself failed
     │   └── BatchContractError           MD501  a batch function broke the one-output-per-input rule
@@ -40,8 +47,12 @@ __all__ = [
     "ConfigError",
     "DeadlineExceededError",
     "DependencyError",
+    "DocumentIndexMismatchError",
+    "DocumentIndexNotFoundError",
     "DownloadError",
     "EmptyInputError",
+    "GalleryModelMismatchError",
+    "GalleryNotFoundError",
     "InferenceError",
     "InputDecodeError",
     "InputError",
@@ -51,6 +62,8 @@ __all__ = [
     "ManifestError",
     "ModelDeckError",
     "ModelNotInstalledError",
+    "MultipleFacesError",
+    "NoFaceError",
     "NotFoundError",
     "OfflineError",
     "OptionError",
@@ -61,6 +74,7 @@ __all__ = [
     "TooManyErrorsError",
     "UnknownModelError",
     "UnknownNameError",
+    "UnsafeModelFileError",
 ]
 
 
@@ -90,6 +104,14 @@ class ConfigError(ModelDeckError):
     code = "MD010"
 
 
+class DocumentIndexMismatchError(ConfigError):
+    code = "MD139"
+
+
+class GalleryModelMismatchError(ConfigError):
+    code = "MD152"
+
+
 class InputError(ModelDeckError):
     code = "MD100"
 
@@ -112,6 +134,14 @@ class InputDecodeError(InputError):
 
 class OptionError(InputError):
     code = "MD110"
+
+
+class NoFaceError(InputError):
+    code = "MD150"
+
+
+class MultipleFacesError(InputError):
+    code = "MD151"
 
 
 class NotFoundError(ModelDeckError):
@@ -139,6 +169,14 @@ class ModelNotInstalledError(NotFoundError):
     code = "MD203"
 
 
+class DocumentIndexNotFoundError(NotFoundError):
+    code = "MD138"
+
+
+class GalleryNotFoundError(NotFoundError):
+    code = "MD153"
+
+
 class StoreError(ModelDeckError):
     code = "MD300"
 
@@ -157,6 +195,10 @@ class ChecksumError(StoreError):
 
 class ManifestError(StoreError):
     code = "MD304"
+
+
+class UnsafeModelFileError(StoreError):
+    code = "MD140"
 
 
 class DependencyError(ModelDeckError):

@@ -11,7 +11,6 @@ import base64
 import binascii
 import io
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,11 @@ __all__ = [
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 #: Below this many pixels a side, no detector or face model can see anything.
 MIN_IMAGE_SIDE = 8
-_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+# Pillow's JPEG opener also returns multi-picture (MPO) files, whose format reads "MPO".
+_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+# A string ending like this is a file name: base64 has no dot, so it can never be an image's base64.
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".mpo")
+_ORIENTATION = 0x0112
 _HINT = "send a JPEG, PNG, WebP, BMP, GIF or TIFF image"
 
 
@@ -94,9 +97,19 @@ def read_path(value: str | os.PathLike[str]) -> bytes:
         raise InputDecodeError(f"cannot read the image file {str(path)!r}: {exc.strerror}") from None
 
 
+def _names_a_file(value: object) -> bool:
+    return is_image_path(value) or (
+        isinstance(value, str) and len(value) <= 4096 and value.lower().endswith(_IMAGE_SUFFIXES)
+    )
+
+
 def resolve_paths(inputs: list[Any]) -> list[Any]:
-    """Replace every path among ``inputs`` by the file's bytes; other inputs pass through."""
-    return [read_path(raw) if is_image_path(raw) else raw for raw in inputs]
+    """Replace every path among ``inputs`` by the file's bytes; other inputs pass through.
+
+    A string that ends like an image file name but names no file raises "no image file", not a
+    confusing base64 error.
+    """
+    return [read_path(raw) if _names_a_file(raw) else raw for raw in inputs]
 
 
 def _from_base64(text: str) -> bytes:
@@ -105,8 +118,12 @@ def _from_base64(text: str) -> bytes:
         header, sep, payload = text.partition(",")
         if not sep or ";base64" not in header:
             raise InputDecodeError("a data URL image must be base64 encoded", hint="use data:image/png;base64,...")
+    compact = "".join(payload.split())
+    if "-" in compact or "_" in compact:  # the URL-safe alphabet (RFC 4648 section 5)
+        compact = compact.replace("-", "+").replace("_", "/")
+    compact += "=" * (-len(compact) % 4)  # clients often strip the padding
     try:
-        return base64.b64decode("".join(payload.split()), validate=True)
+        return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         raise InputDecodeError(
             f"a string image must be base64 (got {text[:32]!r}{'…' if len(text) > 32 else ''})",
@@ -139,40 +156,60 @@ def _to_rgb(img: PILImage) -> PILImage:
         rgba = img.convert("RGBA")
         background = pil.new("RGBA", rgba.size, (255, 255, 255, 255))
         return pil.alpha_composite(background, rgba).convert("RGB")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if img.mode.startswith("I"):
+        # 16-bit samples span 0..65535 (PNG, TIFF): map the full range, never stretch by the image's
+        # own maximum, which would turn a dark 16-bit image white.
         array = np.asarray(img, dtype=np.float64)
-        top = float(array.max()) or 1.0
-        return pil.fromarray((array / top * 255.0).round().astype(np.uint8)).convert("RGB")
+        return _gray_to_rgb(pil, array / 257.0)
+    if img.mode == "F":
+        array = np.asarray(img, dtype=np.float64)
+        low, top = float(array.min(initial=0.0)), float(array.max(initial=0.0))
+        # Floats in 0..1 are intensities; anything else is data of unknown range, shown stretched.
+        scale = 255.0 if low >= 0.0 and top <= 1.0 else 255.0 / ((top - low) or 1.0)
+        return _gray_to_rgb(pil, (array - (0.0 if scale == 255.0 else low)) * scale)
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def _gray_to_rgb(pil: Any, levels: np.ndarray) -> PILImage:
+    return pil.fromarray(np.clip(np.round(levels), 0, 255).astype(np.uint8)).convert("RGB")
 
 
 def _decode_bytes(data: bytes, max_pixels: int) -> Image:
     if not data:
         raise EmptyInputError("the image is empty (0 bytes)", hint=_HINT)
     pil = _pil()
-    from PIL import ImageOps, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pil.DecompressionBombWarning)
-            img = pil.open(io.BytesIO(data), formats=_FORMATS)
-            # The header gives the size: refuse a bomb before a single pixel is decoded.
-            _check_size(img.width, img.height, max_pixels)
-            fmt = img.format
-            img.seek(0)  # an animated GIF or WebP: its first frame
-            img.load()
+        # Pillow's own bomb check only warns below twice its limit; ours (from the header, before a
+        # single pixel is decoded) is the one that applies. No warnings filter is touched here:
+        # catch_warnings is process-global state, unsafe from the server's threads.
+        img = pil.open(io.BytesIO(data), formats=_FORMATS)
+        _check_size(img.width, img.height, max_pixels)
+        fmt = img.format
+        img.seek(0)  # an animated GIF or WebP: its first frame
+        img.load()
     except UnidentifiedImageError:
         raise InputDecodeError(
             f"the bytes are not an image in a supported format (they start with {data[:12]!r})", hint=_HINT
         ) from None
-    except (pil.DecompressionBombError, pil.DecompressionBombWarning):
+    except (pil.DecompressionBombError, pil.DecompressionBombWarning) as exc:
         raise InputTooLargeError(
-            "the image declares more pixels than is safe to decode", hint="downscale the image"
+            f"the image declares more pixels than is safe to decode ({exc}); the limit is {max_pixels:,} pixels",
+            hint="downscale the image",
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputDecodeError(f"the image could not be decoded ({exc})", hint="the file may be truncated") from None
-    img = ImageOps.exif_transpose(img) or img
-    return _freeze(np.asarray(_to_rgb(img)), fmt)
+    return _freeze(np.asarray(_to_rgb(_oriented(img))), fmt, owned=True)
+
+
+def _oriented(img: PILImage) -> PILImage:
+    """The image turned upright by its EXIF Orientation tag (a copy only when it must turn)."""
+    from PIL import ImageOps
+
+    if img.getexif().get(_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):
+        return ImageOps.exif_transpose(img) or img
+    return img
 
 
 def _from_array(array: np.ndarray, max_pixels: int) -> Image:
@@ -197,9 +234,10 @@ def _from_array(array: np.ndarray, max_pixels: int) -> Image:
     return _freeze(array, None)
 
 
-def _freeze(array: np.ndarray, fmt: str | None) -> Image:
+def _freeze(array: np.ndarray, fmt: str | None, *, owned: bool = False) -> Image:
+    """Read-only contiguous pixels; a caller's array is copied (``owned``: a fresh one from Pillow is not)."""
     pixels = np.ascontiguousarray(array, dtype=np.uint8)
-    if pixels.base is not None or pixels.flags.writeable:
+    if not owned and (pixels is array or pixels.base is not None):
         pixels = pixels.copy()
     pixels.flags.writeable = False
     return Image(pixels=pixels, format=fmt)
@@ -224,11 +262,8 @@ def load_image(raw: object, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Im
         return _from_array(raw, max_pixels)
     pil_module = _pil() if type(raw).__module__.startswith("PIL.") else None
     if pil_module is not None and isinstance(raw, pil_module.Image):
-        from PIL import ImageOps
-
         _check_size(raw.width, raw.height, max_pixels)
-        img = ImageOps.exif_transpose(raw) or raw
-        return _freeze(np.asarray(_to_rgb(img)), raw.format)
+        return _freeze(np.asarray(_to_rgb(_oriented(raw))), raw.format, owned=True)
     raise InputTypeError(
         f"an image must be bytes, a base64 string, a PIL image or a uint8 array, got {type(raw).__name__}",
         hint="pass a file path (Python and CLI), the file's bytes, or a decoded image",

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import InputError, ModelDeckError, OptionError
 
-__all__ = ["parse_option", "read_inputs", "run_predict"]
+__all__ = ["parse_option", "read_inputs", "run_predict", "save_drawings"]
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -59,6 +59,47 @@ def read_inputs(args: argparse.Namespace) -> list[Any]:
     return inputs
 
 
+def _save_targets(save: str, inputs: list[Path]) -> list[Path]:
+    """Where each drawn input goes: the file ``save`` for one input, else one file per input in folder ``save``."""
+    target = Path(save)
+    if len(inputs) == 1 and not target.is_dir():
+        from PIL import Image
+
+        if target.suffix.lower() not in Image.registered_extensions():
+            raise OptionError(
+                f"--save {save!r} has no image file extension",
+                hint="end it with .png or .jpg, or name an existing folder",
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return [target]
+    if target.exists() and not target.is_dir():
+        raise OptionError(
+            f"--save {save!r} is a file, but {len(inputs)} inputs need a folder", hint="give --save a folder"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for path in inputs:
+        name = f"{path.stem}.png"
+        candidate, n = target / name, 1
+        while candidate in paths:  # two inputs with the same file name in different folders
+            candidate, n = target / f"{path.stem}-{n}.png", n + 1
+        paths.append(candidate)
+    return paths
+
+
+def save_drawings(targets: list[Path], inputs: list[Path], results: list[Any]) -> list[Path]:
+    """Draw each answered input with its result and write it to its target; failed inputs are skipped."""
+    from .._draw import draw
+
+    written = []
+    for path, target, result in zip(inputs, targets, results, strict=True):
+        if isinstance(result, ModelDeckError):
+            continue
+        draw(path, result).save(target)
+        written.append(target)
+    return written
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from .. import load
     from ._render import render_outputs
@@ -66,6 +107,14 @@ def run_predict(args: argparse.Namespace) -> int:
     options = dict(parse_option(text) for text in args.option)
     inputs = read_inputs(args)
     task = load(args.task, model=args.model) if args.model else load(args.task)
+    save = getattr(args, "save", None)
+    targets: list[Path] = []
+    if getattr(type(task), "input_kind", "text") == "image":
+        # Every command-line input of an image task names a file; the task reads it (a missing one fails alone).
+        inputs = [Path(raw) for raw in inputs]
+        targets = _save_targets(save, inputs) if save else []
+    elif save:
+        raise OptionError(f"--save draws image results; the {task.name} task takes text", hint="leave out --save")
     results = task.predict_each(inputs, task.parse_options(options))
     outputs: list[dict[str, Any]] = [
         {"error": r.to_dict()} if isinstance(r, ModelDeckError) else r.to_dict() for r in results
@@ -74,4 +123,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(json.dumps(outputs, ensure_ascii=False))
     else:
         render_outputs(task.name, inputs, outputs)
+    if targets:
+        for target in save_drawings(targets, inputs, results):
+            print(f"saved {target}", file=sys.stderr)
     return 1 if any("error" in out for out in outputs) else 0

@@ -44,6 +44,52 @@ def _vector(output: dict[str, Any]) -> str:
     return f"dim={len(vector)} norm={norm:.4f} chunks={output.get('chunks', 1)} [{head}, …]"
 
 
+def _answers(output: dict[str, Any]) -> Table | str:
+    if not output["answers"]:
+        return "[dim](no answer)[/]"
+    from rich.markup import escape
+
+    table = Table("answer", "start", "end", "score", box=None, pad_edge=False)
+    for ans in output["answers"]:
+        text = escape(ans["text"]) or "[dim](no answer)[/]"
+        table.add_row(text, str(ans["start"]), str(ans["end"]), _score(ans["score"]))
+    return table
+
+
+def _labels(output: dict[str, Any]) -> Table:
+    table = Table("label", "score", box=None, pad_edge=False)
+    for lab in output["labels"]:
+        table.add_row(lab["label"], _score(lab["score"]))
+    return table
+
+
+def _boxes(output: dict[str, Any], key: str) -> Table | str:
+    """Detections or instances: label, score, box in original-image pixels (and mask area)."""
+    items = output[key]
+    if not items:
+        return f"[dim](nothing detected in {output.get('width')}x{output.get('height')})[/]"
+    from rich.markup import escape
+
+    columns = ["#", "label", "score", "x1", "y1", "x2", "y2"] + (["mask px"] if key == "instances" else [])
+    table = Table(*columns, box=None, pad_edge=False, caption=f"{output.get('width')}x{output.get('height')} px")
+    for col in table.columns[2:]:
+        col.justify = "right"
+    for i, item in enumerate(items):
+        row = [str(i), escape(str(item["label"])), _score(item["score"]), *(f"{v:.1f}" for v in item["box"])]
+        if key == "instances":
+            row.append(_mask_area(item.get("mask")))
+        table.add_row(*row)
+    return table
+
+
+def _mask_area(mask: dict[str, Any] | None) -> str:
+    if not mask:
+        return ""
+    from ..tasks.vision_results import Mask
+
+    return f"{Mask.from_dict(mask).area:,}"
+
+
 def render_outputs(task: str, inputs: Sequence[Any], outputs: Sequence[dict[str, Any]]) -> None:
     console = Console()
     for raw, output in zip(inputs, outputs, strict=True):
@@ -56,5 +102,15 @@ def render_outputs(task: str, inputs: Sequence[Any], outputs: Sequence[dict[str,
             console.print(_tokens(output))
         elif "vector" in output:
             console.print(_vector(output))
+        elif "instances" in output:
+            console.print(_boxes(output, "instances"))
+        elif "detections" in output:
+            console.print(_boxes(output, "detections"))
+        elif "answers" in output:
+            console.print(_answers(output))
+        elif "labels" in output and "multi_label" in output:
+            console.print(_labels(output))
+        elif "target_lang" in output and "text" in output:
+            console.print(output["text"], markup=False, highlight=False)
         else:
             console.print_json(json.dumps(output))

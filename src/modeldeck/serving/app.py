@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -88,6 +89,9 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
                 await loading
             for deployment in deck.deployments.values():
                 await deployment.stop()
+            gallery = getattr(app.state, "gallery", None)
+            if gallery is not None:
+                gallery.close()
 
     app = FastAPI(
         title="modeldeck",
@@ -208,20 +212,44 @@ def _add_routes(app: FastAPI) -> None:
             entry = deployment.describe() if deployment else {"name": spec.alias, "task": spec.task}
             entry["ready"] = deployment is not None
             models.append(entry)
-        return {"models": models}
+        # The same list in OpenAI's shape ("object": "list", "data"), so OpenAI clients can list models.
+        data = [
+            {"id": m["name"], "object": "model", "created": getattr(deck.deployments.get(m["name"]), "created", 0),
+             "owned_by": "modeldeck"}
+            for m in models
+        ]  # fmt: skip
+        return {"models": models, "object": "list", "data": data}
 
     @app.get("/v1/models/{name}", tags=["models"])
     async def show_model(name: str, request: Request) -> Response:
         return FastJSONResponse(request.app.state.deck.get(name).detail())
 
-    @app.post("/v1/models/{name}/predict", tags=["models"], response_model=PredictResponse)
-    async def predict(name: str, body: PredictRequest, request: Request) -> Response:
+    @app.post(
+        "/v1/models/{name}/predict",
+        tags=["models"],
+        response_model=PredictResponse,
+        description=_PREDICT_DESCRIPTION,
+        openapi_extra=_PREDICT_OPENAPI,
+        responses={200: {"content": {"image/png": {}}, "description": "JSON outputs, or with render=png the image"}},
+    )
+    async def predict(
+        name: str,
+        request: Request,
+        render: Literal["png"] | None = Query(None, description="png: answer one image drawn with its results"),
+    ) -> Response:
         state = request.app.state
         deployment: Deployment = state.deck.get(name)
         started = time.perf_counter()
         status = 500
         try:
+            body, form_render = await _read_predict_body(request, _input_kind(deployment))
+            render = render or form_render
+            if render is not None:
+                _check_render(render, deployment, body)
             response = await _predict(deployment, body, state.settings)
+            if render is not None:
+                one = body.inputs[0] if isinstance(body.inputs, list) else body.inputs
+                response = await _render(response, one, state.settings)
             status = 200
             return response
         except ModelDeckError as exc:
@@ -278,3 +306,144 @@ async def _predict(deployment: Deployment, body: PredictRequest, settings: Setti
 def _inference_error(exc: BaseException) -> InferenceError:
     log.error("model failed on one input: %r", exc)
     return InferenceError(f"the model failed on this input ({type(exc).__name__}: {exc})")
+
+
+# --- predict request bodies: JSON, multipart uploads, raw image bytes ---------------------------------
+
+_FILE_FIELDS = ("image", "images", "file")
+_FORM_HINT = "send files in the field 'image' (repeatable), with optional 'options' (a JSON object) and 'timeout_ms'"
+_PREDICT_DESCRIPTION = """Run the model on one input or a list, answered in order.
+
+The body is JSON (`{"inputs": X or [X, ...], "options": {...}, "timeout_ms": 500}`; images as base64
+strings or data URLs), or `multipart/form-data` with one or more files in the field `image` (also
+`images` or `file`), an optional `options` field holding a JSON object and an optional `timeout_ms`:
+one file is answered like a single input, several like a list (a pair task such as face-verify takes
+the files two at a time). A body of type `image/*` is one image.
+With `render=png` (query or form field) a single image is answered as a PNG with its results drawn."""
+_PREDICT_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": PredictRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "options": {"type": "string", "description": "task options as a JSON object"},
+                        "timeout_ms": {"type": "number", "exclusiveMinimum": 0},
+                        "render": {"type": "string", "enum": ["png"]},
+                    },
+                    "required": ["image"],
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def _validation_error(exc: ValidationError) -> RequestValidationError:
+    # The same shape FastAPI gives a bad JSON body, without holding on to the body itself.
+    return RequestValidationError([{k: v for k, v in err.items() if k != "input"} for err in exc.errors()])
+
+
+def _input_kind(deployment: Deployment) -> str:
+    from ..tasks import TASKS
+
+    task = deployment.model.task
+    return str(getattr(TASKS.get(task), "input_kind", "text")) if task in TASKS else "text"
+
+
+async def _read_predict_body(request: Request, input_kind: str = "image") -> tuple[PredictRequest, str | None]:
+    """The request as ``PredictRequest`` (files become bytes inputs), and a ``render`` form field."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return await _read_form(request, input_kind)
+    if media.startswith("image/") or media == "application/octet-stream":
+        return PredictRequest(inputs=await request.body()), None
+    try:
+        return PredictRequest.model_validate_json(await request.body()), None
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+async def _read_form(request: Request, input_kind: str) -> tuple[PredictRequest, str | None]:
+    settings: Settings = request.app.state.settings
+    try:
+        # Files spool to disk past 1 MB; BodyLimitMiddleware still caps the whole stream.
+        form = await request.form(max_files=settings.max_queue, max_fields=16)
+    except StarletteHTTPException as exc:
+        raise InputDecodeError(f"the multipart body could not be read ({exc.detail})", hint=_FORM_HINT) from None
+    inputs: list[Any] = []
+    fields: dict[str, Any] = {}
+    try:
+        for key, value in form.multi_items():
+            if key in _FILE_FIELDS:
+                inputs.append(value if isinstance(value, str) else await value.read())
+            elif key in ("options", "timeout_ms", "render") and isinstance(value, str) and key not in fields:
+                fields[key] = value
+            else:
+                raise InputDecodeError(f"unexpected form field {key!r}", hint=_FORM_HINT)
+    finally:
+        await form.close()
+    if not inputs:
+        raise InputError("the form holds no image", hint=_FORM_HINT)
+    if input_kind == "image-pair":
+        # A pair task (face-verify) reads the files two at a time: a, b[, a, b ...].
+        if len(inputs) % 2:
+            raise InputError(
+                f"the form holds {len(inputs)} images; this model compares pairs",
+                hint="send the images of each pair one after the other, an even number in all",
+            )
+        inputs = [[inputs[i], inputs[i + 1]] for i in range(0, len(inputs), 2)]
+    options: Any = {}
+    if fields.get("options", "").strip():
+        try:
+            options = json.loads(fields["options"])
+        except json.JSONDecodeError as exc:
+            raise InputDecodeError(f"the 'options' field is not valid JSON ({exc})", hint=_FORM_HINT) from None
+    # A lone pair stays in a list: a bare [a, b] would read as two inputs.
+    single = len(inputs) == 1 and input_kind != "image-pair"
+    body = {"inputs": inputs[0] if single else inputs, "options": options}
+    if fields.get("timeout_ms", "").strip():
+        body["timeout_ms"] = fields["timeout_ms"]
+    render = fields.get("render") or None
+    if render not in (None, "png"):
+        raise OptionError(f"render must be 'png', got {render!r}", hint="use render=png")
+    try:
+        return PredictRequest.model_validate(body), render
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+def _check_render(render: str, deployment: Deployment, body: PredictRequest) -> None:
+    from ..tasks import TASKS
+
+    task = deployment.model.task
+    if task not in TASKS or getattr(TASKS.get(task), "input_kind", "text") != "image":
+        raise OptionError(
+            f"render={render} draws image results, but model {deployment.name!r} serves the {task} task",
+            hint="leave out render",
+        )
+    if isinstance(body.inputs, list) and len(body.inputs) != 1:
+        raise OptionError(f"render={render} draws one image, got {len(body.inputs)} inputs", hint="send one image")
+
+
+async def _render(response: Response, raw: Any, settings: Settings) -> Response:
+    """The one input image drawn with its result, as PNG (drawing runs off the event loop)."""
+    result = json.loads(bytes(response.body))["outputs"][0]
+    png = await run_in_threadpool(_draw_png, raw, result, settings.max_image_pixels)
+    return Response(png, media_type="image/png")
+
+
+def _draw_png(raw: Any, result: dict[str, Any], max_pixels: int) -> bytes:
+    import io
+
+    from .._draw import draw
+    from ..images import load_image
+
+    # Decoded here, never read as a path: a string from a client is base64 (the model accepted it already).
+    out = io.BytesIO()
+    draw(load_image(raw, max_pixels=max_pixels), result).save(out, format="PNG")
+    return out.getvalue()

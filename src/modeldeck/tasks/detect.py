@@ -119,6 +119,8 @@ class DetectTask(ImageTask[_Prepared, Any, DetectResult, DetectOptions]):
                 f"model {info.name!r} predicts boxes only, so it cannot serve the segment task",
                 hint="use the detect task with it, or a segmentation model (Mask R-CNN, a YOLO -seg export)",
             )
+        # A back-end may change a default to what its models were tuned with (R-CNN: NMS IoU 0.5).
+        options = {**getattr(detector, "option_defaults", {}), **options}
         return cls(info, detector, batch_size=batch_size, max_image_pixels=max_image_pixels, options=options)
 
     @property

@@ -7,6 +7,8 @@ which ``Mask.decode`` turns back into a bool array of the image's shape.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,14 @@ __all__ = ["Boxes", "DetectResult", "Detection", "Instance", "Mask", "SegmentRes
 
 def _coco_mask() -> Any:
     return import_framework("pycocotools.mask", package="pycocotools", extra="vision", purpose="COCO RLE masks")
+
+
+@contextlib.contextmanager
+def _quiet_numpy2() -> Iterator[None]:
+    """pycocotools' array wrapper predates NumPy 2's ``copy`` keyword; its warning is not ours to fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*copy keyword", category=DeprecationWarning)
+        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +169,15 @@ class Mask:
 
     def decode(self) -> np.ndarray:
         """The mask as a read-only bool array of shape ``size``."""
-        array = _coco_mask().decode(self.to_coco()).astype(bool)
+        with _quiet_numpy2():
+            array = _coco_mask().decode(self.to_coco()).astype(bool)
         array.flags.writeable = False
         return array
 
     @property
     def area(self) -> int:
-        return int(_coco_mask().area(self.to_coco()))
+        with _quiet_numpy2():
+            return int(_coco_mask().area(self.to_coco()))
 
     def to_coco(self) -> dict[str, Any]:
         """The dict pycocotools takes (``counts`` as bytes)."""
