@@ -1,0 +1,171 @@
+"""face-embed: one vector per face, after detection (dlib HOG) and alignment on dlib's 5 landmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from pydantic import Field
+
+from ...errors import MultipleFacesError, NoFaceError, OptionError
+from ...images import DEFAULT_MAX_IMAGE_PIXELS, Image
+from ...runtimes.dlib import DlibRuntime, face_models_dir
+from ...types import ModelInfo
+from .._image_task import ImageTask
+from ..base import DEFAULT_MAX_TEXT_CHARS, Options, unsupported_runtime
+from ._detectors import DetectionOptions, FoundFace, _DlibDetector, check_detector_options, find_faces
+from ._embedders import EMBEDDER_RUNTIMES, FaceEmbedder, load_embedder
+from ._results import EmbeddedFace, FaceEmbeddings
+
+__all__ = ["FaceEmbedOptions", "FaceEmbedTask", "select_face"]
+
+
+class FaceEmbedOptions(DetectionOptions):
+    # Embedding wants faces large enough to describe well; upsampling also brings HOG false positives.
+    upsample: int = Field(
+        default=0, ge=0, le=3, description="dlib: upsample the image this many times (finds smaller faces, slower)"
+    )
+    num_jitters: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="dlib ResNet: average this many randomly jittered copies (slower, steadier)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    image: Image
+    options: Any
+
+
+def select_face(result: FaceEmbeddings, *, largest: bool = False, what: str = "the image") -> EmbeddedFace:
+    """The one face of ``result``; ``NoFaceError`` if none, ``MultipleFacesError`` if several (unless ``largest``)."""
+    if not result.faces:
+        raise NoFaceError(
+            f"no face was found in {what} ({result.width}x{result.height})",
+            hint="send a photo with a clearly visible, roughly frontal face; for small faces pass upsample=1 or 2",
+        )
+    if len(result.faces) > 1 and not largest:
+        raise MultipleFacesError(
+            f"{len(result.faces)} faces were found in {what}, where one was expected",
+            hint="crop the image to one face, or pass largest=True to use the largest face",
+        )
+    return result.largest() if largest else result.faces[0]  # type: ignore[no-any-return]
+
+
+class FaceEmbedTask(ImageTask[Prepared, list[tuple[FoundFace, np.ndarray]], FaceEmbeddings, FaceEmbedOptions]):
+    name = "face-embed"
+    result_type: ClassVar[type] = FaceEmbeddings
+    options_type: ClassVar[type[Options]] = FaceEmbedOptions
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        dlib: DlibRuntime,
+        embedder: FaceEmbedder,
+        *,
+        batch_size: int = 16,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self.dlib = dlib
+        self.detector = _DlibDetector(dlib)
+        self.embedder = embedder
+        self.max_image_pixels = max_image_pixels
+        super().__init__(info, embedder.runtime, batch_size=batch_size, options=options)
+
+    @classmethod
+    def from_model(
+        cls,
+        info: ModelInfo,
+        *,
+        device: str = "cpu",
+        batch_size: int = 16,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        detector: str = "hog",
+        **options: Any,
+    ) -> Self:
+        """``detector`` picks dlib's ``"hog"`` (fast) or ``"cnn"`` (MMOD: more poses, ~1 s per 512x512 on a CPU)."""
+        if info.runtime not in EMBEDDER_RUNTIMES:
+            raise unsupported_runtime(cls.name, info, EMBEDDER_RUNTIMES)
+        if detector not in ("hog", "cnn"):
+            raise OptionError(f"{cls.name}: detector must be 'hog' or 'cnn', got {detector!r}")
+        folder = info.path if info.runtime == "dlib" else face_models_dir()
+        dlib = DlibRuntime.load(folder, device=device, detector=detector)
+        dlib.warm_up(landmarks=(5,))
+        embedder = load_embedder(info, device=device, dlib=dlib)
+        return cls(info, dlib, embedder, batch_size=batch_size, max_image_pixels=max_image_pixels, options=options)
+
+    # -- what the model is (F2's Gallery keys on these) -----------------------------------
+
+    @property
+    def model_id(self) -> str:
+        """``"name@version"``: vectors compare only within one embedding model."""
+        return f"{self.info.name}@{self.info.version}"
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    @property
+    def metric(self) -> str:
+        return self.embedder.metric
+
+    @property
+    def threshold(self) -> float:
+        return self.embedder.threshold
+
+    def check_options(self, options: FaceEmbedOptions) -> FaceEmbedOptions:
+        check_detector_options(self.name, self.detector.kind, options)
+        if "num_jitters" in options.model_fields_set and options.num_jitters and not self.embedder.uses_jitter:
+            raise OptionError(f"{self.name}: num_jitters applies to dlib's ResNet only, not to {self.model_id}")
+        return options
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def prepare(self, image: Image, options: FaceEmbedOptions) -> Prepared:
+        return Prepared(image, options)
+
+    def forward(self, batch: Sequence[Prepared]) -> list[list[tuple[FoundFace, np.ndarray]]]:
+        faces = [
+            find_faces(self.detector, self.dlib, p.image.pixels, p.options, 5, native_landmarks=False) for p in batch
+        ]
+        vectors: list[np.ndarray | None] = [None] * len(batch)
+        # One embedding call per distinct num_jitters (in practice: one call for the whole batch).
+        for jitters in sorted({p.options.num_jitters for p in batch}):
+            idx = [i for i, p in enumerate(batch) if p.options.num_jitters == jitters]
+            got = self.embedder.embed([batch[i].image.pixels for i in idx], [faces[i] for i in idx], self.dlib, jitters)
+            for i, v in zip(idx, got, strict=True):
+                vectors[i] = v
+        return [list(zip(f, v, strict=True)) for f, v in zip(faces, vectors, strict=True)]  # type: ignore[arg-type]
+
+    def postprocess(
+        self, raw: list[tuple[FoundFace, np.ndarray]], encoded: Prepared, options: FaceEmbedOptions
+    ) -> FaceEmbeddings:
+        faces = tuple(
+            EmbeddedFace(
+                box=f.box,
+                score=f.score,
+                landmarks=tuple((float(x), float(y)) for x, y in f.landmarks),
+                vector=vector,
+            )
+            for f, vector in raw
+        )
+        return FaceEmbeddings(faces=faces, width=encoded.image.width, height=encoded.image.height, model=self.model_id)
+
+    def embed_one(self, image: Any, *, largest: bool = False, **options: Any) -> EmbeddedFace:
+        """The embedding of the one face in ``image``.
+
+        Raises ``NoFaceError`` when no face is found and ``MultipleFacesError`` when several are,
+        unless ``largest=True``, which takes the face with the largest box.
+        """
+        return select_face(self(image, **options), largest=largest)
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out.update(model_id=self.model_id, dim=self.dim, metric=self.metric, threshold=self.threshold)
+        return out
