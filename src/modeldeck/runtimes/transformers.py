@@ -1,23 +1,41 @@
-"""Hugging Face transformers adapter: a fast tokenizer and a model head loaded from a local folder."""
+"""Hugging Face transformers adapter: a tokenizer and a model head loaded from a local folder.
+
+Heads: token classification and extractive QA (both need a fast tokenizer for char offsets),
+sequence classification, and sequence-to-sequence generation (Marian, M2M100, NLLB, ...).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, InferenceError, UnknownModelError, UnknownNameError
+from ..errors import ConfigError, DependencyError, InferenceError, UnknownModelError, UnknownNameError
 from .base import import_framework
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TokenizedText", "TransformersRuntime", "model_memory_bytes", "resolve_device", "tokenize_with_offsets"]
+__all__ = [
+    "QAWindows",
+    "TokenizedText",
+    "TransformersRuntime",
+    "model_memory_bytes",
+    "resolve_device",
+    "tokenize_with_offsets",
+]
 
-_HEADS = {"token-classification": "AutoModelForTokenClassification"}
+_HEADS = {
+    "token-classification": "AutoModelForTokenClassification",
+    "question-answering": "AutoModelForQuestionAnswering",
+    "sequence-classification": "AutoModelForSequenceClassification",
+    "seq2seq": "AutoModelForSeq2SeqLM",
+}
+# Heads whose results carry char offsets into the caller's text: they need a fast tokenizer.
+_NEEDS_OFFSETS = frozenset({"token-classification", "question-answering"})
 
 # Position embeddings of these families reserve the first ``pad_token_id + 1`` positions.
 _PADDED_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "longformer", "luke", "mpnet"})
@@ -30,6 +48,27 @@ class TokenizedText:
     ids: np.ndarray
     offsets: np.ndarray
     word_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, slots=True)
+class QAWindows:
+    """A question and its context cut into overlapping model windows (special tokens included).
+
+    Per window: token ids, token type ids (or None when the model takes none), ``(start, end)``
+    char offsets into the context, which tokens belong to the context, the index of each token's
+    word in its text (-1 for special tokens; the same numbering in every window), and the
+    ``[CLS]`` index.
+    """
+
+    ids: tuple[np.ndarray, ...]
+    type_ids: tuple[np.ndarray, ...] | None
+    offsets: tuple[np.ndarray, ...]
+    context_mask: tuple[np.ndarray, ...]
+    word_ids: tuple[np.ndarray, ...]
+    cls_index: tuple[int, ...]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -72,6 +111,16 @@ def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     return [], []
 
 
+def _load_tokenizer(transformers: Any, path: Path) -> Any:
+    try:
+        return transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (ImportError, ValueError) as exc:
+        # Marian and M2M100 checkpoints ship SentencePiece models that only the slow tokenizers read.
+        if "sentencepiece" in str(exc).lower():
+            raise DependencyError("sentencepiece", purpose=f"the tokenizer of {path.name!r}") from exc
+        raise
+
+
 class TransformersRuntime:
     """A fast tokenizer plus a model head, in eval mode, run under ``torch.inference_mode``."""
 
@@ -94,11 +143,12 @@ class TransformersRuntime:
             raise UnknownModelError(f"no model folder at {str(path)!r}", hint="pull the model or fix its path")
         transformers = import_framework("transformers", package="transformers", extra="torch")
         torch_device = resolve_device(device)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tokenizer = _load_tokenizer(transformers, path)
         model = getattr(transformers, _HEADS[head]).from_pretrained(path, local_files_only=True)
         model.to(torch_device).eval()
         runtime = cls(tokenizer, model, device=str(torch_device))
-        tokenize_with_offsets(tokenizer, "check")  # fail at load time, not on the first request
+        if head in _NEEDS_OFFSETS:
+            tokenize_with_offsets(tokenizer, "check")  # fail at load time, not on the first request
         return runtime
 
     @property
@@ -152,6 +202,177 @@ class TransformersRuntime:
                 for j, i in enumerate(group):
                     out[i] = probs[j, head : head + len(windows[i])]
         return out
+
+    @property
+    def problem_type(self) -> str | None:
+        return getattr(self.model.config, "problem_type", None)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` alone, without special tokens."""
+        return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def encode_plain(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens; ``wrap`` adds the model's own around a slice."""
+        return list(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def wrap(self, ids: Sequence[int]) -> list[int]:
+        return [*self._prefix, *ids, *self._suffix]
+
+    def pair_special_tokens(self) -> int:
+        return int(self.tokenizer.num_special_tokens_to_add(pair=True))
+
+    def _takes_type_ids(self) -> bool:
+        return "token_type_ids" in getattr(self.tokenizer, "model_input_names", ())
+
+    def encode_qa(self, question: str, context: str, *, max_len: int, stride: int) -> QAWindows:
+        """Question and context as overlapping windows of at most ``max_len`` tokens, ``stride`` shared.
+
+        The question goes first unless the tokenizer pads on the left (XLNet style), as the
+        models were trained; only the context is ever cut.
+        """
+        tok = self.tokenizer
+        question_first = getattr(tok, "padding_side", "right") == "right"
+        first, second = (question, context) if question_first else (context, question)
+        enc = tok(
+            first,
+            second,
+            truncation="only_second" if question_first else "only_first",
+            max_length=max_len,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            return_token_type_ids=self._takes_type_ids(),
+            padding=False,
+            verbose=False,
+        )
+        context_seq = 1 if question_first else 0
+        cls_id = tok.cls_token_id
+        ids, types, offsets, masks, words, cls_index = [], [], [], [], [], []
+        for w in range(len(enc["input_ids"])):
+            row = np.asarray(enc["input_ids"][w], dtype=np.int64)
+            ids.append(row)
+            if "token_type_ids" in enc:
+                types.append(np.asarray(enc["token_type_ids"][w], dtype=np.int64))
+            offsets.append(np.asarray(enc["offset_mapping"][w], dtype=np.int64).reshape(-1, 2))
+            masks.append(np.asarray([s == context_seq for s in enc.sequence_ids(w)], dtype=bool))
+            words.append(np.asarray([-1 if i is None else i for i in enc.word_ids(w)], dtype=np.int64))
+            hits = np.flatnonzero(row == cls_id) if cls_id is not None else np.empty(0, np.int64)
+            cls_index.append(int(hits[0]) if len(hits) else 0)
+        return QAWindows(
+            ids=tuple(ids),
+            type_ids=tuple(types) if types else None,
+            offsets=tuple(offsets),
+            context_mask=tuple(masks),
+            word_ids=tuple(words),
+            cls_index=tuple(cls_index),
+        )
+
+    def _padded(
+        self, rows: Sequence[Sequence[int]], type_rows: Sequence[Sequence[int]] | None, batch_size: int
+    ) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        """Mini-batches of rows, sorted by length so padding stays small: ``(row indices, model kwargs)``."""
+        torch = import_framework("torch", package="torch", extra="torch")
+        limit = self.max_tokens
+        if any(len(r) > limit for r in rows):
+            raise InferenceError(f"an input is longer than the model's {limit} tokens")
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        device = self.model.device
+        for start in range(0, len(order), batch_size):
+            group = order[start : start + batch_size]
+            width = max(len(rows[i]) for i in group)
+            ids = torch.full((len(group), width), self._pad_id, dtype=torch.long)
+            mask = torch.zeros((len(group), width), dtype=torch.long)
+            types = torch.zeros((len(group), width), dtype=torch.long) if type_rows is not None else None
+            for j, i in enumerate(group):
+                n = len(rows[i])
+                ids[j, :n] = torch.as_tensor(np.asarray(rows[i], dtype=np.int64))
+                mask[j, :n] = 1
+                if types is not None and type_rows is not None:
+                    types[j, :n] = torch.as_tensor(np.asarray(type_rows[i], dtype=np.int64))
+            kwargs: dict[str, Any] = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+            if types is not None:
+                kwargs["token_type_ids"] = types.to(device)
+            yield group, kwargs
+
+    def span_logits(
+        self, rows: Sequence[Sequence[int]], type_rows: Sequence[Sequence[int]] | None, *, batch_size: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Start and end logits (float32, one per token) of a QA head for each row."""
+        torch = import_framework("torch", package="torch", extra="torch")
+        out: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0, np.float32), np.empty(0, np.float32))] * len(rows)
+        with torch.inference_mode():
+            for group, kwargs in self._padded(rows, type_rows, batch_size):
+                result = self.model(**kwargs)
+                starts = result.start_logits.float().cpu().numpy()
+                ends = result.end_logits.float().cpu().numpy()
+                for j, i in enumerate(group):
+                    n = len(rows[i])
+                    out[i] = (starts[j, :n].copy(), ends[j, :n].copy())
+        return out
+
+    def sequence_logits(self, rows: Sequence[Sequence[int]], *, batch_size: int) -> np.ndarray:
+        """Logits of a sequence-classification head: ``(len(rows), labels)`` float32."""
+        torch = import_framework("torch", package="torch", extra="torch")
+        out = np.zeros((len(rows), len(self.id2label)), dtype=np.float32)
+        with torch.inference_mode():
+            for group, kwargs in self._padded(rows, None, batch_size):
+                logits = self.model(**kwargs).logits.float().cpu().numpy()
+                out[group] = logits
+        return out
+
+    def generate(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int,
+        num_beams: int | None = None,
+        max_new_tokens: int | None = None,
+        forced_bos_token_id: int | None = None,
+        src_lang: str | None = None,
+    ) -> list[str]:
+        """Greedy or beam-search generation for each text, decoded without special tokens, in order.
+
+        Texts are run in length-sorted mini-batches; ``max_new_tokens=None`` allows twice the
+        longest input of a batch plus 16 tokens; either way at most the model's window.
+        """
+        torch = import_framework("torch", package="torch", extra="torch")
+        tok = self.tokenizer
+        if src_lang is not None:
+            tok.src_lang = src_lang  # multilingual tokenizers put the source language token in the input
+        lengths = [len(tok(t, verbose=False)["input_ids"]) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        out = [""] * len(texts)
+        kwargs: dict[str, Any] = {"do_sample": False}
+        if num_beams is not None:
+            kwargs["num_beams"] = num_beams
+        if forced_bos_token_id is not None:
+            kwargs["forced_bos_token_id"] = forced_bos_token_id
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                group = order[start : start + batch_size]
+                enc = tok(
+                    [texts[i] for i in group],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                    verbose=False,
+                ).to(self.model.device)
+                # Decoder positions are bounded like the encoder's (Marian's sinusoidal table has max_tokens rows).
+                wanted = 2 * int(enc["input_ids"].shape[1]) + 16 if max_new_tokens is None else max_new_tokens
+                new = min(wanted, self.max_tokens - 1)
+                # The decoder starts from one start token, so this is ``max_new_tokens=new``; said as
+                # ``max_length`` it does not warn about the max_length in most models' generation config.
+                generated = self.model.generate(**enc, max_length=new + 1, **kwargs)
+                decoded = tok.batch_decode(generated, skip_special_tokens=True)
+                for i, text in zip(group, decoded, strict=True):
+                    out[i] = text.strip()
+        return out
+
+    def generation_default(self, name: str) -> Any:
+        """A value of the model's generation config (``num_beams``, ``max_length``), or None."""
+        config = getattr(self.model, "generation_config", None)
+        return None if config is None else getattr(config, name, None)
 
     def memory_bytes(self) -> int | None:
         return model_memory_bytes(self.model)

@@ -1,0 +1,184 @@
+"""Text classification: every label of the model with its score, best first.
+
+Single-label models give a softmax (scores sum to 1); multi-label models (``problem_type`` is
+``multi_label_classification``, or ``multi_label=True``) an independent sigmoid per label. Text
+longer than the model's window is cut to its first tokens, and the result says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import numpy as np
+from pydantic import Field, StrictBool
+
+from ..errors import OptionError
+from ..types import ModelInfo
+from .base import DEFAULT_MAX_TEXT_CHARS, Options, Task, check_text, unsupported_runtime
+from .results import _pyarrow
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..runtimes.transformers import TransformersRuntime
+
+__all__ = ["ClassifyOptions", "ClassifyResult", "ClassifyTask", "Label"]
+
+
+class ClassifyOptions(Options):
+    top_k: int | None = Field(default=None, ge=1, description="keep the best k labels (default: all)")
+    multi_label: StrictBool | None = Field(
+        default=None, description="sigmoid per label instead of softmax (default: from the model config)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    label: str
+    score: float
+
+    @classmethod
+    def arrow_type(cls) -> pa.DataType:
+        pa = _pyarrow()
+        return pa.struct([("label", pa.string()), ("score", pa.float64())])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "score": self.score}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Label:
+        return cls(label=str(data["label"]), score=float(data["score"]))
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifyResult:
+    """Labels sorted by score, best first; ``truncated`` when the text was cut to the model's window."""
+
+    labels: tuple[Label, ...] = ()
+    multi_label: bool = False
+    truncated: bool = False
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self) -> Iterator[Label]:
+        return iter(self.labels)
+
+    def __getitem__(self, index: int) -> Label:
+        return self.labels[index]
+
+    @property
+    def top(self) -> Label | None:
+        return self.labels[0] if self.labels else None
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return {lab.label: lab.score for lab in self.labels}
+
+    @classmethod
+    def arrow_type(cls) -> pa.DataType:
+        pa = _pyarrow()
+        return pa.struct(
+            [("labels", pa.list_(Label.arrow_type())), ("multi_label", pa.bool_()), ("truncated", pa.bool_())]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels": [lab.to_dict() for lab in self.labels],
+            "multi_label": self.multi_label,
+            "truncated": self.truncated,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClassifyResult:
+        return cls(
+            labels=tuple(Label.from_dict(lab) for lab in data["labels"]),
+            multi_label=bool(data.get("multi_label", False)),
+            truncated=bool(data.get("truncated", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    ids: list[int]
+    truncated: bool
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max())
+    return z / z.sum()  # type: ignore[no-any-return]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))  # type: ignore[no-any-return]
+
+
+class ClassifyTask(Task[_Encoded, np.ndarray, ClassifyResult, ClassifyOptions]):
+    name = "classify"
+    result_type: ClassVar[type] = ClassifyResult
+    options_type = ClassifyOptions
+    runtimes: ClassVar[tuple[str, ...]] = ("transformers",)
+    runtime: TransformersRuntime
+
+    @classmethod
+    def from_model(
+        cls,
+        info: ModelInfo,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        **options: Any,
+    ) -> Self:
+        if info.runtime != "transformers":
+            raise unsupported_runtime(cls.name, info, cls.runtimes)
+        from ..runtimes.transformers import TransformersRuntime
+
+        runtime = TransformersRuntime.load(info.path, head="sequence-classification", device=device)
+        return cls(info, runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
+
+    def __init__(self, info: ModelInfo, runtime: Any = None, **kwargs: Any) -> None:
+        # Labels in id order; the model config's id2label names them ("LABEL_0" when it has none).
+        id2label = runtime.id2label
+        self._labels = tuple(id2label[i] for i in sorted(id2label))
+        if self._labels and len(set(self._labels)) != len(self._labels):
+            raise OptionError(f"model {info.name!r} has duplicate label names: {list(self._labels)}")
+        super().__init__(info, runtime, **kwargs)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def multi_label_default(self) -> bool:
+        return self.runtime.problem_type == "multi_label_classification"
+
+    def preprocess(self, raw: Any, options: ClassifyOptions) -> _Encoded:
+        text = check_text(raw, max_chars=self.max_text_chars)
+        room = self.runtime.max_content_tokens
+        # Only the first ``room`` tokens are used: tokenizing a generous prefix first spares
+        # megabyte texts a full pass; tokens near the cut may differ, so keep a margin past ``room``.
+        prefix = text[: (room + 16) * 32]
+        ids = self.runtime.encode_plain(prefix)
+        if len(prefix) < len(text) and len(ids) <= room + 8:
+            ids = self.runtime.encode_plain(text)
+        return _Encoded(self.runtime.wrap(ids[:room]), len(ids) > room)
+
+    def forward(self, batch: Sequence[_Encoded]) -> list[np.ndarray]:
+        logits = self.runtime.sequence_logits([item.ids for item in batch], batch_size=self.batch_size)
+        return list(logits)
+
+    def postprocess(self, raw: np.ndarray, encoded: _Encoded, options: ClassifyOptions) -> ClassifyResult:
+        multi = self.multi_label_default if options.multi_label is None else options.multi_label
+        logits = raw.astype(np.float64)
+        scores = _sigmoid(logits) if multi else _softmax(logits)
+        order = np.argsort(-scores, kind="stable")
+        if options.top_k is not None:
+            order = order[: options.top_k]
+        labels = tuple(Label(self._labels[i], float(scores[i])) for i in order)
+        return ClassifyResult(labels, multi_label=multi, truncated=encoded.truncated)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "labels": list(self._labels), "multi_label": self.multi_label_default}
