@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..batching import MicroBatcher
 from ..config import Settings
-from ..errors import ModelDeckError, OptionError, ServiceError, ShuttingDownError, UnknownModelError
+from ..errors import ModelDeckError, OptionError, ServiceError, ShuttingDownError, UnknownModelError, UnknownNameError
 from ..tasks import TASKS
 from ..tasks.base import Task
 from .metrics import ServerMetrics
@@ -18,7 +22,7 @@ from .metrics import ServerMetrics
 if TYPE_CHECKING:
     from .models import ServedModel
 
-__all__ = ["Deck", "Deployment", "ModelSpec", "parse_specs"]
+__all__ = ["Deck", "Deployment", "ModelSpec", "StreamEnd", "parse_specs"]
 
 AnyTask = Task[Any, Any, Any, Any]
 
@@ -70,15 +74,26 @@ def load_spec(spec: ModelSpec, settings: Settings) -> AnyTask:
     return load(spec.task or spec.model or spec.alias, settings=settings)
 
 
+@dataclass(frozen=True)
+class StreamEnd:
+    """The last event of a stream: the result's JSON bytes, or the error that ended it."""
+
+    output: bytes | ModelDeckError
+
+
 class Deployment:
-    """One served model behind its batcher: items are ``(input, options)``, outputs JSON bytes or errors."""
+    """One served model behind its batcher: items are ``(input, options[, sink])``, outputs JSON bytes or errors."""
 
     def __init__(self, name: str, model: ServedModel, settings: Settings, metrics: ServerMetrics) -> None:
         self.name = name
         self.model = model
         self.settings = settings
         self.metrics = metrics
-        self.batcher: MicroBatcher[tuple[Any, Mapping[str, Any]], bytes | ModelDeckError] = MicroBatcher(
+        #: Streamed requests: started, finished, cancelled by a client that went away, and the
+        #: tokens those cancelled generations had produced when they stopped.
+        self.streams = {"started": 0, "finished": 0, "cancelled": 0, "cancelled_tokens": 0}
+        self.created = int(time.time())  # OpenAI's model listing reports it
+        self.batcher: MicroBatcher[tuple[Any, ...], bytes | ModelDeckError] = MicroBatcher(
             model.run_batch,
             name=name,
             max_batch_size=settings.max_batch_size,
@@ -99,6 +114,59 @@ class Deployment:
     async def submit(self, raw: Any, options: Mapping[str, Any], deadline: float) -> bytes | ModelDeckError:
         """One input through the batcher; ``deadline`` is in ``time.monotonic`` seconds."""
         return await self.batcher.submit((raw, options), deadline=deadline)
+
+    async def stream(self, raw: Any, options: Mapping[str, Any], deadline: float) -> AsyncIterator[str | StreamEnd]:
+        """One input through the batcher, yielding its text pieces as they are generated, then a ``StreamEnd``.
+
+        The request is batched with the other requests of the model, streamed or not. If the
+        consumer stops early (the client disconnected), the generation stops at its next step and
+        its batch slot is freed; ``deadline`` bounds the wait in the queue only.
+        """
+        from .models import StreamSink
+
+        if not getattr(self.model, "supports_streaming", False):
+            raise UnknownNameError("streaming task", self.model.task, ("generate", "chat"))
+        sink = StreamSink(asyncio.get_running_loop())
+        job = asyncio.ensure_future(self.batcher.submit((raw, options, sink), deadline=deadline))
+        job.add_done_callback(lambda _: sink.queue.put_nowait(""))  # wakes the reader for the end
+        self.streams["started"] += 1
+        finished = False
+        try:
+            while True:
+                piece = await sink.queue.get()
+                if piece:
+                    yield piece
+                elif job.done():
+                    break
+            finished = True
+            self.streams["finished"] += 1
+            try:
+                output = job.result()
+            except ModelDeckError as exc:
+                output = exc
+            yield StreamEnd(output)
+        finally:
+            if not finished:
+                self._abandon(job, sink)
+
+    def _abandon(self, job: asyncio.Future[bytes | ModelDeckError], sink: Any) -> None:
+        """The consumer left: stop the generation, and count what it had produced when it stopped."""
+        self.streams["cancelled"] += 1
+        sink.cancel()
+        if job.done():
+            self._count_cancelled(job)
+        elif sink.pieces == 0:
+            job.cancel()  # still queued: the batcher drops it before the model sees it
+        else:
+            job.add_done_callback(self._count_cancelled)
+
+    def _count_cancelled(self, job: asyncio.Future[bytes | ModelDeckError]) -> None:
+        if job.cancelled() or job.exception() is not None:
+            return
+        output = job.result()
+        if isinstance(output, bytes):
+            with contextlib.suppress(ValueError):
+                self.streams["cancelled_tokens"] += int(_json_loads(output).get("completion_tokens", 0))
 
     def describe(self) -> dict[str, Any]:
         info = self.model.info
@@ -122,7 +190,13 @@ class Deployment:
                 "queue_depth": self.batcher.depth,
                 "stats": _plain(self.batcher.stats),
             },
+            **({"streams": dict(self.streams)} if getattr(self.model, "supports_streaming", False) else {}),
         }
+
+
+def _json_loads(data: bytes) -> dict[str, Any]:
+    value = json.loads(data)
+    return value if isinstance(value, dict) else {}
 
 
 def _plain(value: Any) -> Any:

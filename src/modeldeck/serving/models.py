@@ -7,10 +7,17 @@ native code into one failed batch and a restarted worker instead of a dead serve
 Both kinds answer ``run_batch([(input, options), ...])`` with one entry per item: the result's
 JSON bytes, or that item's ``ModelDeckError``. Results are serialized where they are computed,
 so the server only splices bytes into its response.
+
+Streaming tasks (``generate``, ``chat``) also take ``(input, options, sink)`` items: the task calls
+``sink.emit(piece)`` after each decoding step, on the model thread. A worker process forwards
+each piece over its pipe as ``("piece", index, text)`` while the batch runs; cancelling a sink
+(the client went away) sends ``("cancel", batch, index)`` back, and that row stops at its next step.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import multiprocessing
 import signal
@@ -29,7 +36,7 @@ from ..tasks.base import Options, Task, option_error
 from ..types import ModelInfo
 from .deck import ModelSpec, load_spec
 
-__all__ = ["LocalModel", "ProcessModel", "ServedModel", "run_items"]
+__all__ = ["LocalModel", "ProcessModel", "ServedModel", "StreamSink", "run_items"]
 
 log = logging.getLogger("modeldeck.serving")
 
@@ -42,6 +49,7 @@ WorkerLoader = Callable[[ModelSpec, Settings], AnyTask]
 class ServedModel(Protocol):
     task: str
     info: ModelInfo
+    supports_streaming: bool
 
     def check_options(self, options: Mapping[str, Any]) -> None: ...
 
@@ -52,12 +60,56 @@ class ServedModel(Protocol):
     def close(self) -> None: ...
 
 
-def run_items(task: AnyTask, items: Sequence[tuple[Any, Mapping[str, Any]]]) -> list[Output]:
-    """Run a batch of ``(input, options mapping)`` through ``task``; one output per item."""
+class StreamSink:
+    """Carries one streamed request's pieces from the model thread to an asyncio queue on the server.
+
+    The queue gets each non-empty piece; ``cancel()`` (the client went away) makes the next
+    ``emit`` answer False, so the task stops that row, and runs ``on_cancel`` (a worker process
+    is told at once rather than at its next piece).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self._cancelled = threading.Event()
+        self.on_cancel: Callable[[], None] | None = None
+        self.pieces = 0
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        if self._cancelled.is_set():
+            return
+        self._cancelled.set()
+        callback = self.on_cancel
+        if callback is not None:
+            callback()
+
+    def emit(self, piece: str) -> bool:
+        if self._cancelled.is_set():
+            return False
+        if piece:
+            self.pieces += 1
+            try:
+                self._loop.call_soon_threadsafe(self.queue.put_nowait, piece)
+            except RuntimeError:  # the event loop is closed: nobody is listening any more
+                self._cancelled.set()
+                return False
+        return True
+
+
+def _streams(task: AnyTask) -> bool:
+    return bool(getattr(task, "supports_streaming", False))
+
+
+def run_items(task: AnyTask, items: Sequence[tuple[Any, ...]]) -> list[Output]:
+    """Run a batch of ``(input, options mapping[, sink])`` through ``task``; one output per item."""
     parsed: dict[bytes, Options | ModelDeckError] = {}
-    pairs: list[tuple[Any, Any]] = []
+    pairs: list[tuple[Any, ...]] = []
     failed: dict[int, ModelDeckError] = {}
-    for index, (raw, options) in enumerate(items):
+    for index, (raw, options, *sink) in enumerate(items):
         key = to_json(options)
         if key not in parsed:
             try:
@@ -68,7 +120,7 @@ def run_items(task: AnyTask, items: Sequence[tuple[Any, Mapping[str, Any]]]) -> 
         if isinstance(opts, ModelDeckError):
             failed[index] = opts
         else:
-            pairs.append((raw, opts))
+            pairs.append((raw, opts, *sink) if sink and sink[0] is not None else (raw, opts))
     results = iter(task.run_batch(pairs))
     outputs: list[Output] = []
     for index in range(len(items)):
@@ -87,11 +139,12 @@ class LocalModel:
         self._task = task
         self.task = task.name
         self.info = task.info
+        self.supports_streaming = _streams(task)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         self._task.parse_options(options)
 
-    def run_batch(self, items: list[tuple[Any, Mapping[str, Any]]]) -> list[Output]:
+    def run_batch(self, items: list[tuple[Any, ...]]) -> list[Output]:
         return run_items(self._task, items)
 
     def describe(self) -> dict[str, Any]:
@@ -115,6 +168,36 @@ def _error_to_wire(err: ModelDeckError) -> tuple[str, str, str | None]:
     return type(err).__name__, err.message, err.hint
 
 
+class _PipeSink:
+    """A streamed item inside the worker: pieces go up the pipe; cancels come down it between steps."""
+
+    def __init__(self, conn: Connection, batch: int, index: int, cancelled: set[int]) -> None:
+        self._conn = conn
+        self._batch = batch
+        self._index = index
+        self._cancelled = cancelled
+
+    def emit(self, piece: str) -> bool:
+        while self._conn.poll():
+            message = self._conn.recv()
+            if message[0] == "cancel" and message[1] == self._batch:
+                self._cancelled.add(message[2])
+        if self._index in self._cancelled:
+            return False
+        if piece:
+            self._conn.send(("piece", self._index, piece))
+        return True
+
+
+def _worker_batch(conn: Connection, task: AnyTask, batch: int, items: list[tuple[Any, ...]]) -> list[Output]:
+    cancelled: set[int] = set()
+    local = [
+        (raw, options, _PipeSink(conn, batch, index, cancelled)) if streamed else (raw, options)
+        for index, (raw, options, streamed) in enumerate(items)
+    ]
+    return run_items(task, local)
+
+
 def _worker_main(conn: Connection, spec: ModelSpec, settings: Settings, loader: WorkerLoader) -> None:
     """The worker process: load the model, report, then answer batches until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server decides
@@ -125,7 +208,7 @@ def _worker_main(conn: Connection, spec: ModelSpec, settings: Settings, loader: 
         conn.send(("failed", message))
         return
     # The options class travels by reference (module and name), so the server can check options early.
-    conn.send(("ready", task.name, task.options_type, task.info, task.describe()))
+    conn.send(("ready", task.name, task.options_type, task.info, task.describe(), _streams(task)))
     while True:
         try:
             message = conn.recv()
@@ -134,7 +217,9 @@ def _worker_main(conn: Connection, spec: ModelSpec, settings: Settings, loader: 
         if message[0] == "stop":
             task.close()
             return
-        outputs = run_items(task, message[1])
+        if message[0] != "batch":
+            continue  # a cancel that arrived after its batch had finished
+        outputs = _worker_batch(conn, task, message[2], message[1])
         conn.send([out if isinstance(out, bytes) else _error_to_wire(out) for out in outputs])
 
 
@@ -154,6 +239,9 @@ class ProcessModel:
         self.info: ModelInfo
         self._describe: dict[str, Any] = {}
         self._options_type: type[Options] | None = None
+        self.supports_streaming = False
+        self._batches = itertools.count()
+        self._send_lock = threading.Lock()  # cancels are sent from the event loop while a batch runs
 
     @property
     def pid(self) -> int | None:
@@ -180,7 +268,7 @@ class ProcessModel:
         if message[0] == "failed":
             process.join(5)
             raise InferenceError(f"model {self.spec.alias!r} failed to load: {message[1]}")
-        _, self.task, self._options_type, self.info, self._describe = message
+        _, self.task, self._options_type, self.info, self._describe, self.supports_streaming = message
         self._process, self._conn = process, parent
 
     def check_options(self, options: Mapping[str, Any]) -> None:
@@ -191,20 +279,56 @@ class ProcessModel:
         except ValidationError as exc:
             raise option_error(self.task, self._options_type, exc) from None
 
-    def run_batch(self, items: list[tuple[Any, Mapping[str, Any]]]) -> list[Output]:
+    def run_batch(self, items: list[tuple[Any, ...]]) -> list[Output]:
         with self._lock:
-            if self._conn is None:
+            conn = self._conn
+            if conn is None:
                 raise ShuttingDownError(f"the worker for model {self.spec.alias!r} is stopped")
+            batch = next(self._batches)
+            sinks: dict[int, StreamSink] = {}
+            wire_items = []
+            for index, (raw, options, *rest) in enumerate(items):
+                sink = rest[0] if rest else None
+                if sink is not None:
+                    sinks[index] = sink
+                wire_items.append((raw, options, sink is not None))
             try:
-                self._conn.send(("batch", items))
-                wire = self._conn.recv()
+                self._send(conn, ("batch", wire_items, batch))
+                for index, sink in sinks.items():
+                    sink.on_cancel = lambda index=index: self._send_cancel(conn, batch, index)
+                    if sink.cancelled:
+                        self._send_cancel(conn, batch, index)
+                while True:
+                    wire = conn.recv()
+                    if isinstance(wire, list):
+                        break
+                    _, index, piece = wire
+                    sinks[index].emit(piece)
             except (EOFError, OSError, BrokenPipeError):
                 code = self._restart()
-                raise InferenceError(
+                died = InferenceError(
                     f"the worker for model {self.spec.alias!r} died (exit code {code}) running this batch",
                     hint="the worker was restarted; if one input keeps crashing it, leave that input out",
-                ) from None
+                )
+                if any(sink.pieces for sink in sinks.values()):
+                    # Raising would make the batcher rerun the batch in halves, and a stream that
+                    # already sent text would send it again: every item gets the error instead.
+                    return [died] * len(items)
+                raise died from None
+            finally:
+                for sink in sinks.values():
+                    sink.on_cancel = None
         return [out if isinstance(out, bytes) else _error_from_wire(out) for out in wire]
+
+    def _send(self, conn: Connection, message: Any) -> None:
+        with self._send_lock:
+            conn.send(message)
+
+    def _send_cancel(self, conn: Connection, batch: int, index: int) -> None:
+        try:
+            self._send(conn, ("cancel", batch, index))
+        except OSError:
+            pass  # the worker is gone; the batch fails on its own
 
     def _restart(self) -> int | None:
         old = self._process

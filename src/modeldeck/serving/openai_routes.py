@@ -1,11 +1,464 @@
-"""(being built)"""
+"""OpenAI-compatible routes: chat completions, completions (both also as server-sent events) and embeddings.
+
+``model`` in a request names a served deployment (its alias): a ``chat`` deployment answers
+``/v1/chat/completions``, a ``generate`` one ``/v1/completions`` and an ``embed`` one
+``/v1/embeddings``. Non-streamed requests go through the deployment's batcher like any predict
+request; streamed ones too, with a sink that carries each piece as it is decoded (see
+``Deployment.stream``). Errors use OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import base64
+import functools
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.types import Send
+
+from ..errors import (
+    DeadlineExceededError,
+    InputDecodeError,
+    InputError,
+    InputTooLargeError,
+    InputTypeError,
+    ModelDeckError,
+    NotFoundError,
+    OptionError,
+    OverloadedError,
+)
+from .deck import Deck, Deployment, StreamEnd
+from .errors import error_headers, status_for
 
 __all__ = ["add_openai_routes"]
 
+_FINISH = {"stop": "stop", "length": "length", "cancelled": "stop"}
+
+
+class _Request(BaseModel):
+    # OpenAI clients send fields modeldeck has no use for (user, metadata, ...): ignore those.
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+
+
+class _Sampling(_Request):
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    n: int = 1
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logprobs: Any = None
+    # Not OpenAI's, accepted as extras (the openai client sends them with extra_body=...).
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+
+    def options(self) -> dict[str, Any]:
+        if self.n != 1:
+            raise OptionError(f"n={self.n} is not supported", hint="ask for one choice per request (n=1)")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if getattr(self, name):
+                raise OptionError(f"{name} is not supported", hint="use repetition_penalty (extra_body) instead")
+        if self.logprobs:
+            raise OptionError("logprobs are not supported", hint="leave logprobs out")
+        values = {
+            "max_new_tokens": self.max_tokens,
+            # OpenAI's default temperature is 1 (sampling); modeldeck's own default is greedy.
+            "temperature": 1.0 if self.temperature is None else self.temperature,
+            "top_p": self.top_p,
+            "stop": self.stop,
+            "seed": self.seed,
+            "top_k": self.top_k,
+            "repetition_penalty": self.repetition_penalty,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+    @property
+    def include_usage(self) -> bool:
+        return bool((self.stream_options or {}).get("include_usage"))
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[dict[str, Any]]
+    max_completion_tokens: int | None = None
+    tools: Any = None
+
+    def options(self) -> dict[str, Any]:
+        if self.tools:
+            raise OptionError("tools are not supported", hint="leave tools out")
+        options = super().options()
+        if self.max_completion_tokens is not None:
+            options["max_new_tokens"] = self.max_completion_tokens
+        return options
+
+    def conversation(self) -> list[dict[str, Any]]:
+        """The messages with OpenAI's content parts (``[{"type": "text", "text": ...}]``) joined into text."""
+        out = []
+        for i, message in enumerate(self.messages):
+            content = message.get("content")
+            if isinstance(content, list):
+                texts = []
+                for part in content:
+                    if not (
+                        isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str)
+                    ):
+                        raise InputTypeError(
+                            f"messages[{i}]['content'] has a part that is not text",
+                            hint="send text only: a string or [{'type': 'text', 'text': ...}]",
+                        )
+                    texts.append(part["text"])
+                content = "".join(texts)
+            out.append({**{k: v for k, v in message.items() if k in ("role", "content")}, "content": content})
+        return out
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str]
+    max_tokens: int | None = 16  # OpenAI's default for completions
+    echo: bool = False
+    suffix: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        if self.echo or self.suffix:
+            raise OptionError("echo and suffix are not supported", hint="leave echo and suffix out")
+        return super().options()
+
+
+class EmbeddingRequest(_Request):
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+
+
+def _error_type(status: int) -> str:
+    if status == 404:
+        return "invalid_request_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+def openai_error(exc: ModelDeckError) -> JSONResponse:
+    """A modeldeck error in OpenAI's shape; bad requests are 400 as OpenAI answers them."""
+    status = status_for(exc)
+    if isinstance(exc, NotFoundError):
+        code = "model_not_found"
+    elif isinstance(exc, InputTooLargeError):
+        status, code = 400, "context_length_exceeded"
+    else:
+        code = exc.code
+        if status in (413, 422):
+            status = 400
+    message = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
+    body = {"error": {"message": message, "type": _error_type(status), "param": None, "code": code}}
+    return JSONResponse(body, status_code=status, headers=error_headers(exc))
+
+
+async def _parse(request: Request, model: type[BaseModel]) -> Any:
+    try:
+        data = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise InputDecodeError("the body is not valid JSON", hint="send a JSON object") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+        raise InputError("; ".join(problems), hint="see the OpenAI API reference for this route") from None
+
+
+def _deployment(request: Request, name: str, task: str, route: str) -> Deployment:
+    deck: Deck = request.app.state.deck
+    deployment = deck.get(name)
+    request.state.openai_model = deployment.name  # for the request metrics, see _metered
+    if deployment.model.task != task:
+        raise InputError(
+            f"model {name!r} serves the {deployment.model.task!r} task, and {route} needs a {task!r} model",
+            hint=f"name a served {task!r} model: {', '.join(_served(deck, task)) or '(none served)'}",
+        )
+    return deployment
+
+
+def _metered(route: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Count the request and its latency (to the first byte, for streams) under its served model."""
+
+    @functools.wraps(route)
+    async def metered(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await route(request)
+        name = getattr(request.state, "openai_model", None)
+        if name is not None:
+            metrics = request.app.state.metrics
+            metrics.requests.labels(name, str(response.status_code)).inc()
+            metrics.request_seconds.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    return metered
+
+
+def _served(deck: Deck, task: str) -> list[str]:
+    return [name for name, d in deck.deployments.items() if d.model.task == task]
+
+
+def _deadline(request: Request) -> float:
+    return time.monotonic() + request.app.state.settings.request_timeout_s
+
+
+def _check_room(deployment: Deployment, count: int, request: Request) -> None:
+    batcher = deployment.batcher
+    limit = request.app.state.settings.max_queue
+    if batcher.depth + count > limit:
+        raise OverloadedError(
+            f"model {deployment.name!r} has {batcher.depth} requests queued (limit {limit})",
+            retry_after=batcher.retry_after(),
+        )
+
+
+async def _answers(deployment: Deployment, inputs: list[Any], options: dict[str, Any], request: Request) -> list[Any]:
+    """Submit every input to the batcher; the decoded results in order (the first error is raised)."""
+    _check_room(deployment, len(inputs), request)
+    deployment.metrics.items.labels(deployment.name).inc(len(inputs))
+    deadline = _deadline(request)
+    timeout = request.app.state.settings.request_timeout_s
+    try:
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(deployment.submit(raw, options, deadline) for raw in inputs)),
+            timeout=max(0.0, deadline - time.monotonic()),
+        )
+    except TimeoutError:
+        raise DeadlineExceededError(
+            f"model {deployment.name!r} did not answer within {timeout:.3f}s", hint="ask for fewer tokens"
+        ) from None
+    results = []
+    for answer in answers:
+        if isinstance(answer, ModelDeckError):
+            raise answer
+        results.append(json.loads(answer))
+    return results
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+class _EventStream(StreamingResponse):
+    """Server-sent events whose generator is closed as soon as the client is gone.
+
+    Starlette stops at the first failed send but leaves the generator to the garbage collector;
+    closing it here stops the generation at once and frees its batch slot.
+    """
+
+    def __init__(self, content: AsyncIterator[str]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self._events = content
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            await self._events.aclose()  # type: ignore[attr-defined]
+
+
+async def _first(events: AsyncIterator[str | StreamEnd]) -> str | StreamEnd:
+    """The first event: an error before any text becomes the response's status, not an event."""
+    try:
+        first = await anext(events)
+    except BaseException:
+        await events.aclose()  # type: ignore[attr-defined]
+        raise
+    if isinstance(first, StreamEnd) and isinstance(first.output, ModelDeckError):
+        await events.aclose()  # type: ignore[attr-defined]
+        raise first.output
+    return first
+
+
+def _sse(data: Mapping[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def _stream(
+    deployment: Deployment,
+    raw: Any,
+    options: dict[str, Any],
+    request: Request,
+    chunk: Any,
+    include_usage: bool,
+) -> Response:
+    """Stream one generation as OpenAI chunks; ``chunk(text, finish_reason)`` builds one chunk."""
+    _check_room(deployment, 1, request)
+    deployment.metrics.items.labels(deployment.name).inc()
+    events = deployment.stream(raw, options, _deadline(request))
+    first = await _first(events)
+
+    async def body() -> AsyncIterator[str]:
+        try:
+            event: str | StreamEnd = first
+            head = chunk(None, None)
+            if head is not None:
+                yield _sse(head)
+            while True:
+                if isinstance(event, StreamEnd):
+                    break
+                yield _sse(chunk(event, None))
+                event = await anext(events)
+            if isinstance(event.output, ModelDeckError):
+                error = event.output
+                yield _sse({"error": {"message": error.message, "type": "server_error", "code": error.code}})
+            else:
+                result = json.loads(event.output)
+                yield _sse(chunk("", _FINISH.get(result["finish_reason"], "stop")))
+                if include_usage:
+                    usage = _usage(result["prompt_tokens"], result["completion_tokens"])
+                    yield _sse({**chunk("", None), "choices": [], "usage": usage})
+            yield "data: [DONE]\n\n"
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+
+    return _EventStream(body())
+
 
 def add_openai_routes(app: FastAPI) -> None:
-    """Add the routes to ``app``."""
+    """Add ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` to ``app``."""
+
+    @app.post("/v1/chat/completions", tags=["openai"])
+    @_metered
+    async def chat_completions(request: Request) -> Response:
+        try:
+            body: ChatCompletionRequest = await _parse(request, ChatCompletionRequest)
+            deployment = _deployment(request, body.model, "chat", "/v1/chat/completions")
+            options = body.options()
+            deployment.model.check_options(options)
+            messages = body.conversation()
+            ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+            if body.stream:
+
+                def chunk(text: str | None, finish: str | None) -> dict[str, Any]:
+                    delta = (
+                        {"role": "assistant", "content": ""} if text is None else ({"content": text} if text else {})
+                    )
+                    return {
+                        "id": ident,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": body.model,
+                        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                    }
+
+                return await _stream(deployment, messages, options, request, chunk, body.include_usage)
+            (result,) = await _answers(deployment, [messages], options, request)
+        except ModelDeckError as exc:
+            return openai_error(exc)
+        return JSONResponse(
+            {
+                "id": ident,
+                "object": "chat.completion",
+                "created": created,
+                "model": body.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": result["message"],
+                        "logprobs": None,
+                        "finish_reason": _FINISH.get(result["finish_reason"], "stop"),
+                    }
+                ],
+                "usage": _usage(result["prompt_tokens"], result["completion_tokens"]),
+            }
+        )
+
+    @app.post("/v1/completions", tags=["openai"])
+    @_metered
+    async def completions(request: Request) -> Response:
+        try:
+            body: CompletionRequest = await _parse(request, CompletionRequest)
+            deployment = _deployment(request, body.model, "generate", "/v1/completions")
+            options = body.options()
+            deployment.model.check_options(options)
+            prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+            if not prompts:
+                raise InputError("prompt is an empty list", hint="send a prompt string")
+            ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+            if body.stream:
+                if len(prompts) != 1:
+                    raise OptionError("streaming takes one prompt", hint="send one prompt per streamed request")
+
+                def chunk(text: str | None, finish: str | None) -> dict[str, Any] | None:
+                    if text is None:
+                        return None  # completions have no role chunk
+                    return {
+                        "id": ident,
+                        "object": "text_completion",
+                        "created": created,
+                        "model": body.model,
+                        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
+                    }
+
+                return await _stream(deployment, prompts[0], options, request, chunk, body.include_usage)
+            results = await _answers(deployment, prompts, options, request)
+        except ModelDeckError as exc:
+            return openai_error(exc)
+        return JSONResponse(
+            {
+                "id": ident,
+                "object": "text_completion",
+                "created": created,
+                "model": body.model,
+                "choices": [
+                    {
+                        "index": i,
+                        "text": r["text"],
+                        "logprobs": None,
+                        "finish_reason": _FINISH.get(r["finish_reason"], "stop"),
+                    }
+                    for i, r in enumerate(results)
+                ],
+                "usage": _usage(sum(r["prompt_tokens"] for r in results), sum(r["completion_tokens"] for r in results)),
+            }
+        )
+
+    @app.post("/v1/embeddings", tags=["openai"])
+    @_metered
+    async def embeddings(request: Request) -> Response:
+        try:
+            body: EmbeddingRequest = await _parse(request, EmbeddingRequest)
+            deployment = _deployment(request, body.model, "embed", "/v1/embeddings")
+            texts = [body.input] if isinstance(body.input, str) else body.input
+            if not texts:
+                raise InputError("input is an empty list", hint="send a string or a list of strings")
+            results = await _answers(deployment, texts, {}, request)
+        except ModelDeckError as exc:
+            return openai_error(exc)
+        data = []
+        for i, result in enumerate(results):
+            vector = np.asarray(result["vector"], dtype=np.float32)
+            if body.dimensions is not None and body.dimensions != vector.shape[0]:
+                return openai_error(
+                    OptionError(
+                        f"dimensions={body.dimensions} is not supported: model {body.model!r} gives {vector.shape[0]}",
+                        hint="leave dimensions out",
+                    )
+                )
+            encoded: Any = (
+                base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+                if body.encoding_format == "base64"
+                else vector.tolist()
+            )
+            data.append({"object": "embedding", "index": i, "embedding": encoded})
+        # The embed task reports no token counts; usage is present (clients expect it) and zero.
+        return JSONResponse(
+            {"object": "list", "data": data, "model": body.model, "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+        )
