@@ -113,7 +113,11 @@ def test_binary_column_is_decoded_as_utf8(spark):
         (lambda df: predict(df, "ner", "id"), InputTypeError, ["'id'", "bigint", "string or binary"]),
         (lambda df: predict(df, "ner", "text", colour="red"), OptionError, ["unknown option 'colour'", "min_score"]),
         (lambda df: predict(df, "ner", "text", min_score=2), OptionError, ["min_score", "2"]),
-        (lambda df: predict(df, "sentiment", "text"), UnknownNameError, ["'sentiment'", "embed, face-detect", "ner, parse"]),
+        (
+            lambda df: predict(df, "sentiment", "text"),
+            UnknownNameError,
+            ["'sentiment'", "embed, face-detect", "ner, parse"],
+        ),
         (lambda df: predict(df, "ner", "text", batch_size=0), OptionError, ["batch_size", ">= 1"]),
         (lambda df: predict(df.withColumnRenamed("id", "error"), "ner", "text"), InputError, ["'error'"]),
     ],
