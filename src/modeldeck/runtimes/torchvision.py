@@ -67,7 +67,7 @@ def _torch() -> Any:
 
 
 def _torchvision() -> Any:
-    return import_framework("torchvision", package="torchvision", extra="vision", purpose="torchvision detectors")
+    return import_framework("torchvision", package="torchvision", extra="torch", purpose="torchvision detectors")
 
 
 def coco_categories() -> tuple[str, ...]:
