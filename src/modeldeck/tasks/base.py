@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -21,7 +21,15 @@ from ..errors import (
 )
 from ..types import ModelInfo, Result
 
-__all__ = ["DEFAULT_MAX_TEXT_CHARS", "Options", "Task", "check_text", "option_error", "unsupported_runtime"]
+__all__ = [
+    "DEFAULT_MAX_TEXT_CHARS",
+    "Options",
+    "Task",
+    "TransformersTask",
+    "check_text",
+    "option_error",
+    "unsupported_runtime",
+]
 
 DEFAULT_MAX_TEXT_CHARS = 1_000_000
 
@@ -238,3 +246,28 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} task={self.name!r} model={self.info.name!r} version={self.info.version!r}>"
+
+
+class TransformersTask(Task[EncT, RawT, ResT, OptT]):
+    """A task over one Hugging Face head (``TransformersRuntime``), named by ``head``."""
+
+    #: The ``TransformersRuntime.load`` head this task drives ("question-answering", "seq2seq", ...).
+    head: ClassVar[str]
+    runtimes: ClassVar[tuple[str, ...]] = ("transformers",)
+
+    @classmethod
+    def from_model(
+        cls,
+        info: ModelInfo,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        **options: Any,
+    ) -> Self:
+        if info.runtime not in cls.runtimes:
+            raise unsupported_runtime(cls.name, info, cls.runtimes)
+        from ..runtimes.transformers import TransformersRuntime
+
+        runtime = TransformersRuntime.load(info.path, head=cls.head, device=device)
+        return cls(info, runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import Field, StrictBool
 
 from ..errors import OptionError
 from ..types import ModelInfo
-from .base import DEFAULT_MAX_TEXT_CHARS, Options, Task, check_text, unsupported_runtime
+from .base import Options, TransformersTask, check_text
 from .results import _pyarrow
 
 if TYPE_CHECKING:
@@ -115,29 +115,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))  # type: ignore[no-any-return]
 
 
-class ClassifyTask(Task[_Encoded, np.ndarray, ClassifyResult, ClassifyOptions]):
+class ClassifyTask(TransformersTask[_Encoded, np.ndarray, ClassifyResult, ClassifyOptions]):
     name = "classify"
     result_type: ClassVar[type] = ClassifyResult
     options_type = ClassifyOptions
-    runtimes: ClassVar[tuple[str, ...]] = ("transformers",)
+    head = "sequence-classification"
     runtime: TransformersRuntime
-
-    @classmethod
-    def from_model(
-        cls,
-        info: ModelInfo,
-        *,
-        device: str = "cpu",
-        batch_size: int = 32,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        **options: Any,
-    ) -> Self:
-        if info.runtime != "transformers":
-            raise unsupported_runtime(cls.name, info, cls.runtimes)
-        from ..runtimes.transformers import TransformersRuntime
-
-        runtime = TransformersRuntime.load(info.path, head="sequence-classification", device=device)
-        return cls(info, runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
 
     def __init__(self, info: ModelInfo, runtime: Any = None, **kwargs: Any) -> None:
         # Labels in id order; the model config's id2label names them ("LABEL_0" when it has none).

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import Field, StrictBool
 
 from ..errors import InputTooLargeError, InputTypeError, OptionError
-from ..types import ModelInfo
 from ._qa_spans import best_spans
-from .base import DEFAULT_MAX_TEXT_CHARS, Options, Task, check_text, unsupported_runtime
+from .base import Options, TransformersTask, check_text
 from .results import _pyarrow
 
 if TYPE_CHECKING:
@@ -180,29 +179,12 @@ def _raw_pair(raw: Any) -> tuple[Any, Any]:
     return raw["question"], raw["context"]
 
 
-class QATask(Task[_Encoded, list[tuple[np.ndarray, np.ndarray]], QAResult, QAOptions]):
+class QATask(TransformersTask[_Encoded, list[tuple[np.ndarray, np.ndarray]], QAResult, QAOptions]):
     name = "qa"
     result_type: ClassVar[type] = QAResult
     options_type = QAOptions
-    runtimes: ClassVar[tuple[str, ...]] = ("transformers",)
+    head = "question-answering"
     runtime: TransformersRuntime
-
-    @classmethod
-    def from_model(
-        cls,
-        info: ModelInfo,
-        *,
-        device: str = "cpu",
-        batch_size: int = 32,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        **options: Any,
-    ) -> Self:
-        if info.runtime != "transformers":
-            raise unsupported_runtime(cls.name, info, cls.runtimes)
-        from ..runtimes.transformers import TransformersRuntime
-
-        runtime = TransformersRuntime.load(info.path, head="question-answering", device=device)
-        return cls(info, runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
 
     def check_options(self, options: QAOptions) -> QAOptions:
         limit = self.runtime.max_tokens

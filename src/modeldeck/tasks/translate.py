@@ -12,14 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
 from ..errors import OptionError
 from ..types import ModelInfo
 from ._sentences import Layout, split_sentences
-from .base import DEFAULT_MAX_TEXT_CHARS, Options, Task, check_text, unsupported_runtime
+from .base import Options, TransformersTask, check_text
 from .results import _pyarrow
 
 if TYPE_CHECKING:
@@ -144,29 +144,12 @@ class _Languages:
         return OptionError(f"translate: unknown {which} {code!r} for this model", hint=f"valid codes: {shown}")
 
 
-class TranslateTask(Task[_Encoded, list[str], Translation, TranslateOptions]):
+class TranslateTask(TransformersTask[_Encoded, list[str], Translation, TranslateOptions]):
     name = "translate"
     result_type: ClassVar[type] = Translation
     options_type = TranslateOptions
-    runtimes: ClassVar[tuple[str, ...]] = ("transformers",)
+    head = "seq2seq"
     runtime: TransformersRuntime
-
-    @classmethod
-    def from_model(
-        cls,
-        info: ModelInfo,
-        *,
-        device: str = "cpu",
-        batch_size: int = 32,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        **options: Any,
-    ) -> Self:
-        if info.runtime != "transformers":
-            raise unsupported_runtime(cls.name, info, cls.runtimes)
-        from ..runtimes.transformers import TransformersRuntime
-
-        runtime = TransformersRuntime.load(info.path, head="seq2seq", device=device)
-        return cls(info, runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
 
     def __init__(self, info: ModelInfo, runtime: Any = None, **kwargs: Any) -> None:
         self.languages = _Languages(runtime)
