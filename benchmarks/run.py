@@ -26,6 +26,12 @@ def main() -> None:
         ["jobs.py", "embed", *(["--rows", "2000"] if args.quick else [])],
         ["jobs.py", "memory", *(["--rows", "5000"] if args.quick else [])],
         ["spark.py", *(["--rows", "2000"] if args.quick else [])],
+        ["vision.py", "preprocess", *(["--rounds", "2"] if args.quick else [])],
+        ["vision.py", "served", *short],
+        ["faces.py", "embed", *(["--rounds", "2", "--images", "16"] if args.quick else [])],
+        ["faces.py", "gallery"],
+        ["generate.py", *short],
+        ["documents.py", *(["--docs", "8", "--rounds", "1"] if args.quick else [])],
     ]
     for run in runs:
         print(f"\n$ python benchmarks/{' '.join(run)}", flush=True)

@@ -38,7 +38,17 @@ def test_embedding_stays_float32_exactly():
     assert back.vector.dtype == np.float32 and np.array_equal(back.vector, vector) and back.chunks == 2
 
 
-@pytest.mark.parametrize("task", ["ner", "parse", "embed"])
+ALL_TASKS = ["ner", "parse", "embed", "classify", "qa", "generate", "chat", "translate", "detect", "segment",
+             "face-detect", "face-embed", "face-verify"]  # fmt: skip
+
+
+def test_the_list_below_names_every_registered_task():
+    from modeldeck.tasks import TASKS
+
+    assert sorted(TASKS.names()) == sorted(ALL_TASKS)
+
+
+@pytest.mark.parametrize("task", ALL_TASKS)
 def test_every_task_declares_its_result_type(task):
     from modeldeck.tasks import TASKS
 
