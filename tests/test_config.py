@@ -17,7 +17,7 @@ def test_defaults_from_an_empty_environment():
     assert settings.offline is False
     assert settings.host == "127.0.0.1"
     assert settings.port == 8000
-    assert settings.models == ("ner", "parse", "embed")
+    assert settings.models == ("ner", "parse", "embed", "face-detect", "face-verify")
     assert settings.max_batch_size == 32
     assert settings.max_wait_ms == 10.0
     assert settings.max_queue == 1024

@@ -70,7 +70,8 @@ class Settings:
     host: str = field(default="127.0.0.1", metadata={"env": "MODELDECK_HOST"})
     port: int = field(default=8000, metadata={"env": "MODELDECK_PORT", "parse": _number(int, 0, 65535)})
     models: tuple[str, ...] = field(
-        default=("ner", "parse", "embed"), metadata={"env": "MODELDECK_MODELS", "parse": _parse_models}
+        default=("ner", "parse", "embed", "face-detect", "face-verify"),
+        metadata={"env": "MODELDECK_MODELS", "parse": _parse_models},
     )
     max_batch_size: int = field(default=32, metadata={"env": "MODELDECK_MAX_BATCH_SIZE", "parse": _number(int, 1)})
     max_wait_ms: float = field(

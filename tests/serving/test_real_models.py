@@ -1,4 +1,4 @@
-"""The default deck (real spaCy and MiniLM weights) served over HTTP, checked against the Python API."""
+"""The default deck (real spaCy, MiniLM and dlib weights) served over HTTP, checked against the Python API."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ TEXTS = ["Tim Cook visited Paris on Monday.", "Angela Merkel met Emmanuel Macron
 
 @pytest.fixture(scope="module")
 def deck(tmp_path_factory):
-    settings = Settings.from_env({}, home=tmp_path_factory.mktemp("home"), models=("ner", "parse", "embed"))
+    settings = Settings.from_env({}, home=tmp_path_factory.mktemp("home"))  # the deck `make serve` serves
+    assert settings.models == ("ner", "parse", "embed", "face-detect", "face-verify")
     server = LiveServer(create_app(settings)).start()
     server.wait_ready()
     yield server
@@ -51,6 +52,27 @@ def test_served_embed_equals_the_python_api(deck):
     for served, mine in zip(outputs, local, strict=True):
         assert served["dim"] == 384
         np.testing.assert_allclose(np.asarray(served["vector"], dtype=np.float32), mine.vector, atol=1e-5)
+
+
+def test_served_faces_equal_the_python_api(deck):
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buffer, "PNG")
+    photo = buffer.getvalue()
+    upload = [("image", ("astronaut.png", photo, "image/png"))]
+    found = httpx.post(f"{deck.url}/v1/models/face-detect/predict", files=upload, timeout=60).json()["outputs"][0]
+    assert found == modeldeck.load("face-detect")(photo).to_dict()
+    best = max(found["faces"], key=lambda f: f["score"])
+    x1, y1, x2, y2 = best["box"]
+    assert 150 < x1 < x2 < 290 and 50 < y1 < y2 < 190  # the astronaut's face
+    pair = [("image", ("a.png", photo, "image/png")), ("image", ("b.png", photo, "image/png"))]
+    verdict = httpx.post(f"{deck.url}/v1/models/face-verify/predict", files=pair, data={"options": '{"largest": true}'},
+                         timeout=60).json()["outputs"][0]  # fmt: skip
+    assert verdict["match"] is True and verdict["distance"] < 1e-6 and verdict["threshold"] == 0.6
 
 
 def test_served_parse_offsets_index_the_input(deck):
@@ -132,7 +154,7 @@ def test_metrics_report_each_worker_process_memory(deck):
 
     families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{deck.url}/metrics").text)}
     rss = {s.labels["model"]: s.value for s in families["modeldeck_worker_resident_memory_bytes"].samples}
-    assert set(rss) == {"ner", "parse", "embed"}
+    assert set(rss) == {"ner", "parse", "embed", "face-detect", "face-verify"}
     assert all(value > 10 * 2**20 for value in rss.values())  # a loaded model is tens of MiB at least
     pids = {httpx.get(f"{deck.url}/v1/models/{name}").json()["worker_pid"] for name in rss}
-    assert len(pids) == 3 and os.getpid() not in pids  # one process per model, none of them the server
+    assert len(pids) == 5 and os.getpid() not in pids  # one process per model, none of them the server
