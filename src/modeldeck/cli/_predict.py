@@ -113,6 +113,16 @@ def run_predict(args: argparse.Namespace) -> int:
         # Every command-line input of an image task names a file; the task reads it (a missing one fails alone).
         inputs = [Path(raw) for raw in inputs]
         targets = _save_targets(save, inputs) if save else []
+    elif getattr(type(task), "input_kind", "text") == "image-pair":
+        # A pair task (face-verify) compares the files two at a time: A B [A B ...].
+        if len(inputs) % 2:
+            raise InputError(
+                f"{task.name} compares pairs of images, got {len(inputs)} file(s)",
+                hint="give the files of each pair one after the other: A.jpg B.jpg [C.jpg D.jpg ...]",
+            )
+        inputs = [(Path(inputs[i]), Path(inputs[i + 1])) for i in range(0, len(inputs), 2)]
+        if save:
+            raise OptionError(f"--save draws detections; the {task.name} task answers a verdict per pair")
     elif save:
         raise OptionError(f"--save draws image results; the {task.name} task takes text", hint="leave out --save")
     results = task.predict_each(inputs, task.parse_options(options))

@@ -82,6 +82,38 @@ def _boxes(output: dict[str, Any], key: str) -> Table | str:
     return table
 
 
+def _describe(raw: Any) -> str:
+    """How an input is named in its heading: a text, a file, ``a ↔ b`` for a pair, a question."""
+    if isinstance(raw, (tuple, list)) and len(raw) == 2:
+        return f"{raw[0]} ↔ {raw[1]}"
+    if isinstance(raw, dict) and "question" in raw:
+        return str(raw["question"])
+    return str(raw)
+
+
+def _faces(output: dict[str, Any]) -> Table | str:
+    """Faces found (face-detect) or embedded (face-embed): score, box, landmarks, vector size."""
+    faces = output["faces"]
+    if not faces:
+        return f"[dim](no face in {output.get('width')}x{output.get('height')})[/]"
+    embedded = "vector" in faces[0]
+    columns = ["#", "score", "x1", "y1", "x2", "y2", "landmarks"] + (["dim"] if embedded else [])
+    table = Table(*columns, box=None, pad_edge=False, caption=f"{output.get('width')}x{output.get('height')} px")
+    for i, face in enumerate(faces):
+        row = [str(i), _score(face["score"]), *(f"{v:.1f}" for v in face["box"]), str(len(face.get("landmarks") or []))]
+        table.add_row(*row, *([str(len(face["vector"]))] if embedded else []))
+    return table
+
+
+def _verdict(output: dict[str, Any]) -> str:
+    """One face-verify answer: same person or not, and by how much."""
+    head = "[green]same person[/]" if output["match"] else "[yellow]different people[/]"
+    return (
+        f"{head}: distance {output['distance']:.4f} {'<=' if output['match'] else '>'} threshold "
+        f"{output['threshold']:g} ({output['metric']}, {output['model']}), confidence {output['confidence']:.3f}"
+    )
+
+
 def _mask_area(mask: dict[str, Any] | None) -> str:
     if not mask:
         return ""
@@ -92,8 +124,10 @@ def _mask_area(mask: dict[str, Any] | None) -> str:
 
 def render_outputs(task: str, inputs: Sequence[Any], outputs: Sequence[dict[str, Any]]) -> None:
     console = Console()
+    from rich.markup import escape
+
     for raw, output in zip(inputs, outputs, strict=True):
-        console.rule(f"[bold]{task}[/] {_short(str(raw))}", align="left")
+        console.rule(f"[bold]{task}[/] {escape(_short(_describe(raw)))}", align="left")
         if "error" in output:
             console.print(f"[red]error {output['error']['code']}[/]: {output['error']['message']}")
         elif "entities" in output:
@@ -106,6 +140,10 @@ def render_outputs(task: str, inputs: Sequence[Any], outputs: Sequence[dict[str,
             console.print(_boxes(output, "instances"))
         elif "detections" in output:
             console.print(_boxes(output, "detections"))
+        elif "match" in output and "distance" in output:
+            console.print(_verdict(output))
+        elif "faces" in output:
+            console.print(_faces(output))
         elif "answers" in output:
             console.print(_answers(output))
         elif "labels" in output and "multi_label" in output:
