@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,35 +28,10 @@ from typing import Any
 
 from _common import save, sentences
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the PDF writer lives with the tests
+from tests.support import pdf_bytes
+
 TOPICS = ("vacation", "expenses", "security badges", "parental leave", "laptops", "travel", "payroll", "training")
-
-
-def _pdf(pages: list[list[str]]) -> bytes:
-    """A minimal valid PDF with one text stream per page (as tests/test_documents.py writes it)."""
-    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    for i, lines in enumerate(pages):
-        body = " ".join(f"({line.replace('(', '[').replace(')', ']')}) Tj T*" for line in lines)
-        stream = f"BT /F1 11 Tf 14 TL 72 760 Td {body} ET".encode()
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
-        )
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, obj in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, obj)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 def write_handbook(folder: Path, docs: int) -> Path:
@@ -80,7 +56,7 @@ def write_handbook(folder: Path, docs: int) -> Path:
         else:
             words = [" ".join(p.split()[i : i + 12]) for p in paragraphs for i in range(0, len(p.split()), 12)]
             half = len(words) // 2
-            name.write_bytes(_pdf([words[:half], words[half:]]))
+            name.write_bytes(pdf_bytes([words[:half], words[half:]]))
     return folder
 
 

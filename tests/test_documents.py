@@ -23,6 +23,8 @@ from modeldeck.errors import (
     OptionError,
 )
 
+from .support import pdf_bytes
+
 pytestmark = pytest.mark.timeout(300)
 
 CHUNK, OVERLAP = 300, 60
@@ -96,37 +98,6 @@ QUESTIONS = [
     ("How many days can I work from home?", "policies/parental.pdf", "work from home", 2),
     ("My laptop is broken, who do I contact?", "it/laptops.md", "IT help desk", None),
 ]
-
-
-def pdf_bytes(pages: list[list[str]]) -> bytes:
-    """A minimal valid PDF written by hand: one Helvetica text stream per page, one line per string."""
-
-    def escape(line: str) -> str:
-        return line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-    ]
-    for i, lines in enumerate(pages):
-        stream = ("BT /F1 11 Tf 14 TL 72 760 Td " + " ".join(f"({escape(x)}) Tj T*" for x in lines) + " ET").encode()
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
-        )
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, obj in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, obj)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 def write_handbook(folder: Path) -> Path:
