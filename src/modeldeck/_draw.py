@@ -165,9 +165,8 @@ def draw(
     opacity with a solid outline; face landmarks are dots. Line width and font size scale with the
     image unless given. Boxes are rescaled if the result was computed on an image of another size.
     """
-    from PIL import ImageDraw, ImageFont
-
     pil = import_framework("PIL.Image", package="pillow", extra="vision", purpose="drawing")
+    from PIL import ImageDraw, ImageFont
     canvas = _load(image)
     width, height = canvas.size
     items, result_size, _ = _items(result)

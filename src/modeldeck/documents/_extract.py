@@ -118,7 +118,7 @@ def _pdf_text(data: bytes) -> ExtractedText:
     try:
         from pypdf import PdfReader
     except ImportError:
-        raise DependencyError("pypdf", purpose="reading PDF files") from None
+        raise DependencyError("pypdf", extra="docs", purpose="reading PDF files") from None
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
