@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS",
     "MIN_IMAGE_SIDE",
     "Image",
+    "decode_base64",
     "is_image_path",
     "load_image",
     "read_path",
@@ -112,7 +113,8 @@ def resolve_paths(inputs: list[Any]) -> list[Any]:
     return [read_path(raw) if _names_a_file(raw) else raw for raw in inputs]
 
 
-def _from_base64(text: str) -> bytes:
+def decode_base64(text: str) -> bytes:
+    """The bytes of a base64 image string: plain or a ``data:`` URL, URL-safe alphabet and missing padding allowed."""
     payload = text
     if text.startswith("data:"):
         header, sep, payload = text.partition(",")
@@ -257,7 +259,7 @@ def load_image(raw: object, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Im
     if isinstance(raw, str):
         if not raw.strip():
             raise EmptyInputError("the image string is empty", hint="send the image base64-encoded")
-        return _decode_bytes(_from_base64(raw), max_pixels)
+        return _decode_bytes(decode_base64(raw), max_pixels)
     if isinstance(raw, np.ndarray):
         return _from_array(raw, max_pixels)
     pil_module = _pil() if type(raw).__module__.startswith("PIL.") else None

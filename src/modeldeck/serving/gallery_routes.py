@@ -7,8 +7,6 @@ arrive as multipart files or base64 strings in JSON; a string is never read as a
 
 from __future__ import annotations
 
-import base64
-import binascii
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +18,7 @@ from starlette.datastructures import UploadFile
 
 from ..config import Settings
 from ..errors import EmptyInputError, GalleryNotFoundError, InputDecodeError, InputTypeError, OptionError
+from ..images import decode_base64
 
 if TYPE_CHECKING:
     from ..gallery import Gallery
@@ -65,11 +64,10 @@ class GalleryHolder:
 def _decode_b64(value: object, where: str) -> bytes:
     if not isinstance(value, str):
         raise InputTypeError(f"{where} must be a base64 string, got {type(value).__name__}", hint=_IMAGE_HINT)
-    payload = value.partition(",")[2] if value.startswith("data:") else value
     try:
-        data = base64.b64decode("".join(payload.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise InputDecodeError(f"{where} is not valid base64", hint=_IMAGE_HINT) from None
+        data = decode_base64(value)
+    except InputDecodeError as exc:
+        raise InputDecodeError(f"{where}: {exc.message}", hint=_IMAGE_HINT) from None
     if not data:
         raise EmptyInputError(f"{where} is empty", hint=_IMAGE_HINT)
     return data

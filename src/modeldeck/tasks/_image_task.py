@@ -30,16 +30,13 @@ class ImageTask(Task[EncT, RawT, ResT, OptT]):
         return super().predict(resolve_paths(list(inputs)), options)
 
     def predict_each(self, inputs: Sequence[Any], options: OptT | None = None) -> list[ResT | ModelDeckError]:
-        try:
-            resolved = resolve_paths(list(inputs))
-        except ModelDeckError:
-            # One unreadable path must not fail the others: resolve them one by one.
-            resolved = []
-            for raw in inputs:
-                try:
-                    resolved.extend(resolve_paths([raw]))
-                except ModelDeckError as exc:
-                    resolved.append(_Failed(exc))
+        # One unreadable path must not fail the others: it travels as its error and fails alone.
+        resolved: list[Any] = []
+        for raw in inputs:
+            try:
+                resolved.extend(resolve_paths([raw]))
+            except ModelDeckError as exc:
+                resolved.append(_Failed(exc))
         return super().predict_each(resolved, options)
 
     def preprocess(self, raw: Any, options: OptT) -> EncT:
