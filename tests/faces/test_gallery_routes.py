@@ -165,3 +165,13 @@ def test_real_dlib_over_http(live, tmp_path, echo_task, embedder, astro, monkeyp
     assert found["faces"][0]["distance"] < found["threshold"]
     assert httpx.delete(f"{url}/people/eileen").json()["removed"] == 1
     assert httpx.post(f"{url}/identify", json={"image": probe}, timeout=30).json()["faces"][0]["name"] is None
+
+
+def test_the_server_closes_its_gallery_on_shutdown(server):
+    url = f"{server.url}/v1/gallery"
+    enrolled = httpx.post(f"{url}/people/alice/images", json={"images": [b64(fake_photo((ALICE, 1)))]})
+    assert enrolled.status_code == 201
+    holder = server.server.config.app.state.gallery
+    assert holder._gallery is not None  # opened by the first request
+    server.stop()
+    assert holder._gallery is None
