@@ -167,6 +167,7 @@ def draw(
     """
     pil = import_framework("PIL.Image", package="pillow", extra="vision", purpose="drawing")
     from PIL import ImageDraw, ImageFont
+
     canvas = _load(image)
     width, height = canvas.size
     items, result_size, _ = _items(result)
