@@ -1,14 +1,22 @@
-"""Task registry: one module per task, imported only when a task of that name is loaded."""
+"""Task and backend registries: one module per task, imported only when a task of that name is loaded.
+
+``TASKS`` maps task names to task classes; ``BACKENDS`` maps ``(task, runtime)`` to the backend
+class that runs that task on that framework (see ``tasks/_backend.py``). Both are open to other
+distributions through the ``modeldeck.tasks`` and ``modeldeck.backends`` entry-point groups.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .._registry import Registry
+from ._backend import BackendRegistry
 
-__all__ = ["TASKS"]
+__all__ = ["BACKENDS", "TASKS"]
 
 TASKS: Registry[Any] = Registry("task", entry_point_group="modeldeck.tasks")
+BACKENDS = BackendRegistry()
+
 # Language
 TASKS.register("ner", "modeldeck.tasks.ner:NERTask")
 TASKS.register("parse", "modeldeck.tasks.parse:ParseTask")
@@ -18,10 +26,29 @@ TASKS.register("qa", "modeldeck.tasks.qa:QATask")
 TASKS.register("generate", "modeldeck.tasks.generate:GenerateTask")
 TASKS.register("chat", "modeldeck.tasks.generate:ChatTask")
 TASKS.register("translate", "modeldeck.tasks.translate:TranslateTask")
+BACKENDS.register("ner", "spacy", "modeldeck.tasks.ner:SpacyNER")
+BACKENDS.register("ner", "transformers", "modeldeck.tasks.ner:TokenClassificationNER")
+BACKENDS.register("parse", "spacy", "modeldeck.tasks.parse:SpacyParser")
+BACKENDS.register("embed", "sentence-transformers", "modeldeck.tasks.embed:SentenceTransformersEmbedder")
+BACKENDS.register("classify", "transformers", "modeldeck.tasks.classify:SequenceClassificationHead")
+BACKENDS.register("qa", "transformers", "modeldeck.tasks.qa:QuestionAnsweringHead")
+BACKENDS.register("translate", "transformers", "modeldeck.tasks.translate:Seq2SeqHead")
+BACKENDS.register("generate", "transformers", "modeldeck.tasks.generate:CausalLM")
+BACKENDS.register("chat", "transformers", "modeldeck.tasks.generate:CausalLM")
 # Vision
 TASKS.register("detect", "modeldeck.tasks.detect:DetectTask")
 TASKS.register("segment", "modeldeck.tasks.detect:SegmentTask")
+for _task in ("detect", "segment"):
+    BACKENDS.register(_task, "onnxruntime", "modeldeck.tasks._yolo:YoloDetector")
+    BACKENDS.register(_task, "torchvision", "modeldeck.tasks._rcnn:RCNNDetector")
 # Faces
 TASKS.register("face-detect", "modeldeck.tasks.faces:FaceDetectTask")
 TASKS.register("face-embed", "modeldeck.tasks.faces:FaceEmbedTask")
 TASKS.register("face-verify", "modeldeck.tasks.faces:FaceVerifyTask")
+BACKENDS.register("face-detect", "dlib", "modeldeck.tasks.faces._detectors:DlibFaceDetector")
+BACKENDS.register("face-detect", "opencv", "modeldeck.tasks.faces._detectors:OpenCVFaceDetector")
+for _task in ("face-embed", "face-verify"):
+    BACKENDS.register(_task, "dlib", "modeldeck.tasks.faces._embedders:DlibEmbedder")
+    BACKENDS.register(_task, "torch", "modeldeck.tasks.faces._embedders:FacenetEmbedder")
+    BACKENDS.register(_task, "onnxruntime", "modeldeck.tasks.faces._embedders:OnnxEmbedder")
+del _task

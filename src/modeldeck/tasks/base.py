@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Generic, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -19,19 +19,29 @@ from ..errors import (
     OptionError,
     UnknownNameError,
 )
+from ..images import DEFAULT_MAX_IMAGE_PIXELS
 from ..types import ModelInfo, Result
+from ._backend import Backend, BackendBase
+
+if TYPE_CHECKING:
+    from ..runtimes.base import Runtime
 
 __all__ = [
+    "DEFAULT_MAX_IMAGE_PIXELS",
     "DEFAULT_MAX_TEXT_CHARS",
+    "InputKind",
     "Options",
     "Task",
-    "TransformersTask",
+    "TransformersHead",
     "check_text",
     "option_error",
     "unsupported_runtime",
 ]
 
 DEFAULT_MAX_TEXT_CHARS = 1_000_000
+
+#: What one input of a task is; the server, the jobs and the CLI decode and route inputs by it.
+InputKind = Literal["text", "image", "image-pair"]
 
 EncT = TypeVar("EncT")
 RawT = TypeVar("RawT")
@@ -100,32 +110,76 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
 
     Subclasses set ``name`` and ``options_type`` and implement the three stages. ``forward``
     takes a batch of encoded items and returns exactly one raw output per item; it does no I/O
-    and is the only stage the batcher runs on the model thread.
+    and is the only stage the batcher runs on the model thread. The framework-dependent part
+    lives in ``backend``, found by ``from_model`` under ``(name, info.runtime)`` in ``BACKENDS``.
     """
 
     name: ClassVar[str]
     options_type: ClassVar[type[Options]]
     #: The result class: ``to_dict``/``from_dict``/``arrow_type`` define the task's output schema.
     result_type: ClassVar[type]
-    #: The loaded framework adapter (see ``runtimes.base.Runtime``); None for pure-Python tasks.
+    #: What one input is: the server, the jobs and the CLI decode and route inputs by it.
+    input_kind: ClassVar[InputKind] = "text"
+    #: Whether ``run_batch`` items may carry a third element, a sink for streamed pieces.
+    supports_streaming: ClassVar[bool] = False
+    #: Keyword arguments of ``from_model`` that go to the backend's ``load`` instead of becoming options.
+    load_args: ClassVar[frozenset[str]] = frozenset()
+    #: Items per ``forward`` call when the caller does not say.
+    default_batch_size: ClassVar[int] = 32
+    #: The loaded framework adapter (``backend.runtime``); None for pure-Python tasks.
     runtime: Any = None
 
     def __init__(
         self,
         info: ModelInfo,
-        runtime: Any = None,
+        backend: Backend | None = None,
         *,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
         options: Mapping[str, Any] | None = None,
     ) -> None:
+        batch_size = self.default_batch_size if batch_size is None else batch_size
         if batch_size < 1:
             raise OptionError(f"batch_size must be >= 1, got {batch_size}")
         self.info = info
-        self.runtime = runtime
+        self.backend = backend
+        self.runtime = None if backend is None else backend.runtime
         self.batch_size = batch_size
         self.max_text_chars = max_text_chars
+        self.max_image_pixels = max_image_pixels
         self.default_options: OptT = self._validate(options or {})
+
+    @classmethod
+    def from_model(
+        cls,
+        info: ModelInfo,
+        *,
+        device: str = "cpu",
+        batch_size: int | None = None,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        **options: Any,
+    ) -> Self:
+        """Load ``info`` through the backend registered for this task and its runtime.
+
+        ``options`` become the default call options, except the task's ``load_args``, which go to
+        the backend's ``load``. A backend's ``option_defaults`` apply unless the caller sets them.
+        """
+        from . import BACKENDS
+
+        if (cls.name, info.runtime) not in BACKENDS:
+            raise unsupported_runtime(cls.name, info, BACKENDS.runtimes(cls.name))
+        load_args = {key: options.pop(key) for key in cls.load_args & options.keys()}
+        backend = BACKENDS.get(cls.name, info.runtime).load(info, device=device, **load_args)
+        return cls(
+            info,
+            backend,
+            batch_size=batch_size,
+            max_text_chars=max_text_chars,
+            max_image_pixels=max_image_pixels,
+            options={**backend.option_defaults, **options},
+        )
 
     def _validate(self, options: Mapping[str, Any]) -> OptT:
         try:
@@ -242,32 +296,23 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
         return out
 
     def close(self) -> None:
-        """Release what the model holds; the default holds nothing beyond Python objects."""
+        """Release what the model holds."""
+        if self.backend is not None:
+            self.backend.close()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} task={self.name!r} model={self.info.name!r} version={self.info.version!r}>"
 
 
-class TransformersTask(Task[EncT, RawT, ResT, OptT]):
-    """A task over one Hugging Face head (``TransformersRuntime``), named by ``head``."""
+class TransformersHead(BackendBase):
+    """A task over one Hugging Face head (``TransformersRuntime``); subclasses name the ``head``."""
 
-    #: The ``TransformersRuntime.load`` head this task drives ("question-answering", "seq2seq", ...).
+    #: The ``TransformersRuntime.load`` head ("question-answering", "seq2seq", ...).
     head: ClassVar[str]
-    runtimes: ClassVar[tuple[str, ...]] = ("transformers",)
+    runtime: Runtime
 
     @classmethod
-    def from_model(
-        cls,
-        info: ModelInfo,
-        *,
-        device: str = "cpu",
-        batch_size: int = 32,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        **options: Any,
-    ) -> Self:
-        if info.runtime not in cls.runtimes:
-            raise unsupported_runtime(cls.name, info, cls.runtimes)
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
         from ..runtimes.transformers import TransformersRuntime
 
-        runtime = TransformersRuntime.load(info.path, head=cls.head, device=device)
-        return cls(info, runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
+        return cls(TransformersRuntime.load(info.path, head=cls.head, device=device))
