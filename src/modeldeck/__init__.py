@@ -18,11 +18,14 @@ if TYPE_CHECKING:
     from ._draw import draw
     from ._similarity import SimilarityResult, similarity
     from .documents import DocumentIndex
+    from .finetuning import FinetuneConfig, FinetuneReport, finetune
     from .gallery import Gallery
     from .store import ModelStore
 
 __all__ = [
     "DocumentIndex",
+    "FinetuneConfig",
+    "FinetuneReport",
     "Gallery",
     "ModelDeckError",
     "ModelStore",
@@ -30,6 +33,7 @@ __all__ = [
     "SimilarityResult",
     "__version__",
     "draw",
+    "finetune",
     "load",
     "similarity",
 ]
@@ -43,6 +47,9 @@ __getattr__ = lazy_getattr(
         "draw": ("modeldeck._draw", "draw"),
         "Gallery": ("modeldeck.gallery", "Gallery"),
         "DocumentIndex": ("modeldeck.documents", "DocumentIndex"),
+        "finetune": ("modeldeck.finetuning", "finetune"),
+        "FinetuneConfig": ("modeldeck.finetuning", "FinetuneConfig"),
+        "FinetuneReport": ("modeldeck.finetuning", "FinetuneReport"),
     },
 )
 

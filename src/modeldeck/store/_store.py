@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..errors import ModelNotInstalledError, OfflineError, UnknownModelError
@@ -211,7 +212,9 @@ class ModelStore:
         version: str | None = None,
         tasks: Sequence[str] | None = None,
         runtime: str | None = None,
+        card: Mapping[str, Any] | None = None,
     ) -> ModelInfo:
+        """Copy ``path`` into the store as ``name@version``; ``card`` (metrics, labels, ...) goes in its manifest."""
         check_name(name, "a model name")
         if version is not None:
             check_name(version, "a model version")
@@ -238,7 +241,7 @@ class ModelStore:
                 runtime=runtime,
                 source=source.to_dict(),
                 license="",
-                card={},
+                card=dict(card or {}),
                 files=files,
                 created=now_iso(),
                 root=root.relative_to(stage.files).as_posix() if root != stage.files else ".",

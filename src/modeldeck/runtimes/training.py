@@ -1,0 +1,287 @@
+"""Torch training for ``modeldeck.finetune()``: a BERT-family encoder with a classification or masked-LM head.
+
+The recipe (``finetuning/_recipe.py``) decides rates, which layer groups train and when to stop; this
+module only does what needs torch: build the model from a base folder, split it into layer groups
+from its architecture (embeddings, each transformer block, head), take optimizer steps, score
+texts, and save and restore state as safetensors plus JSON (no pickle anywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import import_framework
+from .transformers import model_memory_bytes, resolve_device
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["EncoderTrainer", "layer_groups"]
+
+
+def _torch() -> Any:
+    return import_framework("torch", package="torch", extra="torch", purpose="fine-tuning")
+
+
+def _transformers() -> Any:
+    return import_framework("transformers", package="transformers", extra="torch", purpose="fine-tuning")
+
+
+def layer_groups(model: Any) -> list[tuple[str, list[torch.nn.Parameter]]]:
+    """``(name, parameters)`` bottom first: embeddings, each transformer block, then the head (the rest).
+
+    Works for any Hugging Face encoder whose base model has ``embeddings`` and ``encoder.layer``
+    (BERT, RoBERTa, DistilBERT's ``transformer.layer``, ELECTRA, MiniLM, ...).
+    """
+    base = model.base_model
+    blocks = None
+    for owner, attr in (("encoder", "layer"), ("transformer", "layer")):
+        holder = getattr(base, owner, None)
+        if holder is not None and hasattr(holder, attr):
+            blocks = list(getattr(holder, attr))
+            break
+    embeddings = getattr(base, "embeddings", None)
+    if blocks is None or embeddings is None:
+        raise ConfigError(
+            f"cannot split a {type(model).__name__} into layer groups (no embeddings / encoder blocks found)",
+            hint="fine-tune a BERT-family encoder (BERT, RoBERTa, DistilBERT, MiniLM, ELECTRA)",
+        )
+    groups: list[tuple[str, list[Any]]] = [("embeddings", list(embeddings.parameters()))]
+    groups += [(f"block {i}", list(block.parameters())) for i, block in enumerate(blocks)]
+    seen = {id(p) for _, params in groups for p in params}
+    groups.append(("head", [p for p in model.parameters() if id(p) not in seen]))
+    return groups
+
+
+def _save_tensors(tensors: dict[str, Any], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write safetensors atomically: a killed run leaves the previous file whole."""
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def _write_json(data: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class EncoderTrainer:
+    """One model under training: ``head="classify"`` (sequence classification) or ``"mlm"`` (masked LM).
+
+    The classifier is a Hugging Face ``*ForSequenceClassification`` with ``id2label``, so the
+    folder ``export`` writes is what the ``classify`` task's transformers backend loads unchanged.
+    """
+
+    name = "transformers"
+
+    def __init__(self, model: Any, tokenizer: Any, *, device: str, max_length: int) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.max_length = max_length
+        self.groups = layer_groups(model)
+        torch = _torch()
+        self.optimizer = torch.optim.AdamW(
+            [{"params": params, "lr": 0.0, "name": name} for name, params in self.groups], lr=0.0, weight_decay=0.01
+        )
+        self._mlm_collator: Any = None
+
+    @classmethod
+    def load(
+        cls,
+        base: str | Path,
+        *,
+        head: str,
+        labels: Sequence[str] = (),
+        device: str = "cpu",
+        max_length: int = 128,
+        seed: int = 0,
+        dropout: float | None = None,
+    ) -> EncoderTrainer:
+        torch, transformers = _torch(), _transformers()
+        path = Path(base)
+        torch_device = resolve_device(device)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+        if dropout is not None and hasattr(config, "hidden_dropout_prob"):
+            config.hidden_dropout_prob = dropout
+        torch.manual_seed(seed)  # the new head's initial weights
+        logging = transformers.utils.logging
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()  # "newly initialized weights": expected, the head is what we train
+        try:
+            if head == "classify":
+                config.num_labels = len(labels)
+                config.id2label = dict(enumerate(labels))
+                config.label2id = {label: i for i, label in enumerate(labels)}
+                config.problem_type = "single_label_classification"
+                model = transformers.AutoModelForSequenceClassification.from_pretrained(
+                    path, config=config, local_files_only=True
+                )
+            elif head == "mlm":
+                model = transformers.AutoModelForMaskedLM.from_pretrained(path, config=config, local_files_only=True)
+            else:
+                raise ValueError(f"head must be 'classify' or 'mlm', got {head!r}")
+        finally:
+            logging.set_verbosity(verbosity)
+        model.to(torch_device)
+        trainer = cls(model, tokenizer, device=str(torch_device), max_length=max_length)
+        if head == "mlm":
+            trainer._mlm_collator = transformers.DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+        return trainer
+
+    # -- groups and rates ------------------------------------------------------------------
+
+    @property
+    def group_names(self) -> list[str]:
+        return [name for name, _ in self.groups]
+
+    def set_trainable(self, top: int) -> None:
+        """Train only the ``top`` highest layer groups; the others are frozen (no gradient, no update)."""
+        n = len(self.groups)
+        for i, (_, params) in enumerate(self.groups):
+            for p in params:
+                p.requires_grad_(i >= n - top)
+
+    def trainable(self) -> list[bool]:
+        return [all(p.requires_grad for p in params) for _, params in self.groups]
+
+    def set_rates(self, rates: Sequence[float]) -> None:
+        for group, lr in zip(self.optimizer.param_groups, rates, strict=True):
+            group["lr"] = lr
+
+    def rates(self) -> list[float]:
+        return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    # -- data ------------------------------------------------------------------------------
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids with the model's special tokens, cut to ``max_length``; done once per data set."""
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, verbose=False)
+        return [list(ids) for ids in enc["input_ids"]]
+
+    def _batch(self, rows: Sequence[Sequence[int]]) -> dict[str, Any]:
+        torch = _torch()
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for j, row in enumerate(rows):
+            ids[j, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[j, : len(row)] = 1
+        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def seed(self, seed: int) -> None:
+        """Reseed torch (dropout, masking): the recipe does it at every epoch so a resumed run matches."""
+        _torch().manual_seed(seed)
+
+    def train_step(self, rows: Sequence[Sequence[int]], labels: Sequence[int] | None = None) -> float:
+        """One optimizer step on a mini-batch; the loss before the step."""
+        torch = _torch()
+        self.model.train()
+        if self._mlm_collator is not None:
+            batch = self._mlm_collator([{"input_ids": list(r)} for r in rows])
+            kwargs = {k: v.to(self.device) for k, v in batch.items()}
+        else:
+            kwargs = self._batch(rows)
+            kwargs["labels"] = torch.tensor(list(labels or ()), dtype=torch.long, device=self.device)
+        loss = self.model(**kwargs).loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
+        self.optimizer.step()
+        return float(loss.detach().cpu())
+
+    def logits(self, rows: Sequence[Sequence[int]], *, batch_size: int = 64) -> np.ndarray:
+        """Classifier logits ``(len(rows), labels)`` float32, in eval mode, length-sorted mini-batches."""
+        torch = _torch()
+        self.model.eval()
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        out = np.zeros((len(rows), int(self.model.config.num_labels)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                group = order[start : start + batch_size]
+                logits = self.model(**self._batch([rows[i] for i in group])).logits
+                out[group] = logits.float().cpu().numpy()
+        return out
+
+    def lm_loss(self, rows: Sequence[Sequence[int]], *, batch_size: int = 64, seed: int = 0) -> float:
+        """Mean masked-LM loss over ``rows`` with a fixed masking seed (comparable across epochs)."""
+        torch = _torch()
+        self.model.eval()
+        losses, weights = [], []
+        with torch.inference_mode(), torch.random.fork_rng():
+            torch.manual_seed(seed)
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
+                batch = self._mlm_collator([{"input_ids": list(r)} for r in chunk])
+                loss = self.model(**{k: v.to(self.device) for k, v in batch.items()}).loss
+                if not torch.isnan(loss):
+                    losses.append(float(loss))
+                    weights.append(len(chunk))
+        return float(np.average(losses, weights=weights)) if losses else float("nan")
+
+    # -- state -----------------------------------------------------------------------------
+
+    def save_encoder(self, path: Path) -> None:
+        """The encoder alone (no head): what stage 1 hands to stage 2."""
+        _save_tensors(dict(self.model.base_model.state_dict()), path)
+
+    def load_encoder(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(path), device=self.device)
+        _missing, unexpected = self.model.base_model.load_state_dict(state, strict=False)
+        if unexpected:
+            raise ConfigError(f"the stage-1 encoder in {str(path)!r} does not fit the classifier: {unexpected[:3]}")
+
+    def save_weights(self, path: Path) -> None:
+        from safetensors.torch import save_model
+
+        tmp = path.with_name(path.name + ".tmp")
+        save_model(self.model, str(tmp))  # handles the MLM decoder tied to the word embeddings
+        os.replace(tmp, path)
+
+    def load_weights(self, path: Path) -> None:
+        from safetensors.torch import load_model
+
+        load_model(self.model, str(path), device=self.device)
+
+    def save_optimizer(self, path: Path) -> None:
+        """Adam's moments and step counts as safetensors; the group hyper-parameters as JSON beside it."""
+        state = self.optimizer.state_dict()
+        tensors = {f"{index}.{key}": value for index, slots in state["state"].items() for key, value in slots.items()}
+        _save_tensors(tensors, path)
+        _write_json(state["param_groups"], path.with_suffix(".json"))
+
+    def load_optimizer(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path), device=self.device)
+        slots: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            index, _, slot = key.partition(".")
+            slots.setdefault(int(index), {})[slot] = value.cpu() if slot == "step" else value
+        groups = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        self.optimizer.load_state_dict({"state": slots, "param_groups": groups})
+
+    def export(self, folder: Path) -> None:
+        """A Hugging Face folder (safetensors weights, JSON config and tokenizer) the classify task loads."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder, safe_serialization=True)
+        self.tokenizer.save_pretrained(folder)
+
+    def memory_bytes(self) -> int:
+        return model_memory_bytes(self.model)
