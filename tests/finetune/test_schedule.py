@@ -63,8 +63,17 @@ def test_optimizer_rates_and_frozen_groups_step_by_step(
 
     monkeypatch.setattr(EncoderTrainer, "train_step", spy)
     report = finetune(
-        "classify", data=splits["train"], valid=splits["valid"], base=str(tiny_bert), name="sched",
-        settings=settings, epochs=4, batch_size=16, max_length=16, lr=1e-3, patience=10,
+        "classify",
+        data=splits["train"],
+        valid=splits["valid"],
+        base=str(tiny_bert),
+        name="sched",
+        settings=settings,
+        epochs=4,
+        batch_size=16,
+        max_length=16,
+        lr=1e-3,
+        patience=10,
     )
     names = ["embeddings", "block 0", "block 1", "head"]
     steps = 96 // 16  # 3 labels x 32 training rows, batches of 16
