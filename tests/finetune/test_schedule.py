@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ def test_slanted_triangular_rises_for_cut_frac_then_decays_to_one_over_ratio() -
     mults = [slanted_triangular(t, total, cut_frac=0.1, ratio=32) for t in range(total)]
     assert mults[0] == pytest.approx(1 / 32)
     assert int(np.argmax(mults)) == 10 and mults[10] == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(mults[:10], mults[1:11], strict=True))
-    assert all(a > b for a, b in zip(mults[10:-1], mults[11:], strict=True))
+    assert all(a < b for a, b in pairwise(mults[:11]))
+    assert all(a > b for a, b in pairwise(mults[10:]))
     assert mults[-1] == pytest.approx((1 + (1 - 89 / 90) * 31) / 32)
 
 
