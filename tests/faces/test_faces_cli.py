@@ -24,7 +24,7 @@ def fake_models(monkeypatch):
     """Model references resolve to the fake embedder, so the CLI runs in-process without dlib."""
     loaded: list[str] = []
 
-    def load(ref: str, settings=None) -> FakeEmbedder:
+    def load(ref: str, settings=None, loader=None) -> FakeEmbedder:
         loaded.append(ref)
         return FakeEmbedder()
 
@@ -125,7 +125,7 @@ def test_missing_gallery_is_exit_2_and_no_file_is_created(fake_models, tmp_path,
     for argv in (["identify", str(db), str(probe)], ["list", str(db)], ["remove", str(db), "alice"]):
         assert main(["faces", *argv]) == 2
         err = capsys.readouterr().err
-        assert "[MD153] no face gallery at" in err and "faces enroll" in err
+        assert "[MD205] no face gallery at" in err and "faces enroll" in err
     assert not db.exists()
 
 
@@ -148,7 +148,7 @@ def test_bad_input_is_exit_2_with_a_message_and_the_gallery_untouched(fake_model
         (["enroll", str(db), str(tmp_path / "none")], "no such file or folder"),
         (["enroll", str(db), str(people / "alice" / "a1.png")], "one subfolder of photos per person"),
         (["enroll", str(db), str(people / "empty")], "no photos found"),
-        (["identify", str(db), str(blank), "--model", "other@2"], "[MD152]"),
+        (["identify", str(db), str(blank), "--model", "other@2"], "[MD012]"),
     ]
     for argv, message in cases:
         assert main(["faces", *argv]) == 2, argv
@@ -175,7 +175,7 @@ def test_real_dlib_enroll_identify_verify(embedder, verifier, astro, lfw, tmp_pa
     import modeldeck
 
     monkeypatch.setenv("MODELDECK_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(gallery_module, "_load_embedder", lambda ref, settings=None: embedder)
+    monkeypatch.setattr(gallery_module, "_load_embedder", lambda ref, settings=None, loader=None: embedder)
     monkeypatch.setattr(modeldeck, "load", lambda task, **kw: verifier)
     root = tmp_path / "people"
     (root / "eileen").mkdir(parents=True)
