@@ -66,8 +66,10 @@ def _columns(path: Path) -> list[str]:
 def infer_columns(path: str | Path, text_column: str | None, label_column: str | None) -> tuple[str, str]:
     """The text and label columns: as given, else the first of the usual names the file has."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"data file {str(path)!r} does not exist", hint="check the path given as --data / --valid")
+    if not path.is_file():
+        raise InputError(f"{str(path)!r} is not a file", hint="give one .csv, .jsonl or .parquet file")
     if text_column is not None and label_column is not None:
         return text_column, label_column
     names = _columns(path)
