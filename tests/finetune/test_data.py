@@ -48,7 +48,7 @@ def test_columns_are_inferred_from_usual_names_or_asked_for(tmp_path: Path) -> N
     assert infer_columns(path, None, None) == ("Sentence", "Category")
     odd = tmp_path / "odd.csv"
     odd.write_text("words,tag\na,x\n", encoding="utf-8")
-    with pytest.raises(InputError, match="--text-column.*words, tag"):
+    with pytest.raises(InputError, match=r"--text-column.*words, tag"):
         infer_columns(odd, None, None)
     assert read_labelled(odd, "words", "tag").labels == ("x",)
     ints = tmp_path / "ints.csv"
@@ -88,13 +88,13 @@ def test_unreadable_files_and_bad_settings_are_clear_errors(tmp_path: Path, sett
         finetune("classify", data=tmp_path / "missing.csv", name="m", settings=settings)
     corrupt = tmp_path / "d.parquet"
     corrupt.write_bytes(b"PAR1 this is not parquet")
-    with pytest.raises(InputError, match="d.parquet"):
+    with pytest.raises(InputError, match=r"d\.parquet"):
         finetune("classify", data=corrupt, name="m", settings=settings, text_column="text", label_column="label")
     with pytest.raises(InputError, match="not a file"):
         finetune("classify", data=tmp_path, name="m", settings=settings)
     notes = tmp_path / "notes.txt"
     notes.write_text("text,label\na,x\n", encoding="utf-8")
-    with pytest.raises(InputError, match="extension '.txt'"):
+    with pytest.raises(InputError, match=r"extension '\.txt'"):
         finetune("classify", data=notes, name="m", settings=settings, text_column="text", label_column="label")
     good = tmp_path / "g.csv"
     good.write_text("text,label\na,x\nb,x\nc,y\nd,y\n", encoding="utf-8")
