@@ -98,3 +98,38 @@ def test_optimizer_rates_and_frozen_groups_step_by_step(
     assert len(set(frozen)) == 1
     assert seen[-1]["embeddings"] != frozen[0]
     assert [h["trainable_groups"] for h in report.history] == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_plain_recipe_trains_every_group_at_one_rate_with_linear_decay(
+    tiny_bert: Path, splits: dict[str, Path], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modeldeck.runtimes.training import EncoderTrainer
+
+    seen: list[tuple[list[float], list[bool]]] = []
+    original = EncoderTrainer.train_step
+
+    def spy(self: EncoderTrainer, rows: Any, labels: Any = None) -> float:
+        seen.append(([g["lr"] for g in self.optimizer.param_groups], self.trainable()))
+        return original(self, rows, labels)
+
+    monkeypatch.setattr(EncoderTrainer, "train_step", spy)
+    finetune(
+        "classify",
+        data=splits["train"],
+        valid=splits["valid"],
+        base=str(tiny_bert),
+        name="plain",
+        settings=settings,
+        recipe="plain",
+        epochs=2,
+        batch_size=32,
+        max_length=16,
+        lr=1e-4,
+        lm_epochs=3,
+    )
+    total = 2 * 96 // 32
+    assert len(seen) == total  # lm_epochs is a ulmfit stage: plain has none
+    for step, (rates, trainable) in enumerate(seen):
+        assert rates == pytest.approx([1e-4 * (total - step) / total] * 4)
+        assert trainable == [True] * 4
