@@ -14,7 +14,7 @@ from modeldeck.config import Settings
 from modeldeck.finetuning import FinetuneReport, finetune
 from modeldeck.finetuning._data import read_labelled
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]  # minutes on a busy 2-core machine
 
 # Small enough for two shared cores: short texts, 12 steps per epoch, six epochs.
 RECIPE: dict[str, Any] = {"epochs": 6, "batch_size": 8, "max_length": 16, "unfreeze_per_epoch": 2, "seed": 0}

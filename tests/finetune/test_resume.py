@@ -12,7 +12,7 @@ from modeldeck.config import Settings
 from modeldeck.errors import JobError
 from modeldeck.finetuning import finetune
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]  # minutes on a busy 2-core machine
 
 RECIPE = {"epochs": 3, "lm_epochs": 1, "batch_size": 16, "max_length": 16, "lr": 1e-3, "patience": 10, "seed": 3}
 
