@@ -32,6 +32,7 @@ def test_metrics_match_scikit_learn() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # minutes on a busy 2-core machine
 def test_cli_finetune_then_eval_then_classify_loads_the_version(
     tiny_bert: Path,
     splits: dict[str, Path],

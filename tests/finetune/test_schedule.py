@@ -42,6 +42,7 @@ def test_gradual_unfreezing_adds_groups_per_epoch_up_to_all() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # minutes on a busy 2-core machine
 def test_optimizer_rates_and_frozen_groups_step_by_step(
     tiny_bert: Path, splits: dict[str, Path], settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -101,6 +102,7 @@ def test_optimizer_rates_and_frozen_groups_step_by_step(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # minutes on a busy 2-core machine
 def test_plain_recipe_trains_every_group_at_one_rate_with_linear_decay(
     tiny_bert: Path, splits: dict[str, Path], settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
