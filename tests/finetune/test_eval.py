@@ -97,3 +97,77 @@ def test_cli_finetune_then_eval_then_classify_loads_the_version(
     classify = modeldeck.load("classify", model="intents@1", settings=settings)
     assert classify.labels == ("complaint", "praise", "question")
     assert classify("Is the router reliable?").labels[0].label in classify.labels
+
+
+def test_multilabel_metrics_match_scikit_learn() -> None:
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    from modeldeck.evaluation.classify import multilabel_metrics
+
+    rng = np.random.default_rng(1)
+    labels = ["billing", "hardware", "urgent"]
+    truth = [tuple(x for x in labels if rng.random() < 0.4) for _ in range(100)]
+    predicted = [tuple(x for x in labels if (x in t) != (rng.random() < 0.25)) for t in truth]
+    m = multilabel_metrics(truth, predicted, labels)
+    binarize = MultiLabelBinarizer(classes=labels).fit([labels])
+    t, p = binarize.transform(truth), binarize.transform(predicted)
+    assert m["accuracy"] == pytest.approx(accuracy_score(t, p))
+    assert m["micro_f1"] == pytest.approx(f1_score(t, p, average="micro"))
+    assert m["macro_f1"] == pytest.approx(f1_score(t, p, average="macro", zero_division=0))
+    precision, recall, f1, support = precision_recall_fscore_support(t, p, zero_division=0)
+    for i, label in enumerate(labels):
+        row = m["per_class"][label]
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
+            (precision[i], recall[i], f1[i], support[i])
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # minutes on a busy 2-core machine
+def test_multi_label_rows_train_a_sigmoid_classifier_that_classify_and_eval_read(
+    tiny_bert: Path, tmp_path: Path, settings: Settings
+) -> None:
+    from modeldeck.evaluation.classify import evaluate_classify
+    from modeldeck.finetuning import finetune
+
+    rng = np.random.default_rng(0)
+    words = {"billing": "invoice", "hardware": "printer", "urgent": "asap"}
+
+    def write(path: Path, n: int) -> Path:
+        rows = []
+        for _ in range(n):
+            tags = sorted(t for t in words if rng.random() < 0.5)
+            text = " ".join(["please", "help", *(words[t] for t in tags)])
+            rows.append(json.dumps({"text": text, "tags": tags}))
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        return path
+
+    train, valid, test = (
+        write(tmp_path / "t.jsonl", 48),
+        write(tmp_path / "v.jsonl", 12),
+        write(tmp_path / "x.jsonl", 12),
+    )
+    report = finetune(
+        "classify",
+        data=train,
+        valid=valid,
+        test=test,
+        base=str(tiny_bert),
+        name="tags",
+        settings=settings,
+        label_column="tags",
+        epochs=2,
+        batch_size=16,
+        max_length=16,
+        lr=1e-3,
+    )
+    assert report.labels == ("billing", "hardware", "urgent")
+    assert report.metrics["test"]["multi_label"] and "micro_f1" in report.metrics["test"]
+    classify = modeldeck.load("classify", model=report.model, settings=settings)
+    result = classify("please help invoice")
+    assert result.multi_label and len(result.labels) == 3
+    evaluated = evaluate_classify(classify, test, label_column="tags")
+    assert evaluated.metrics["micro_f1"] == pytest.approx(report.metrics["test"]["micro_f1"])
+    assert evaluated.metrics["accuracy"] == pytest.approx(report.metrics["test"]["accuracy"])
+    assert "micro f1" in evaluated.render()

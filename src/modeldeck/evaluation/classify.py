@@ -16,7 +16,29 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["ClassifyReport", "classification_metrics", "evaluate_classify", "save_confusion_plot"]
+__all__ = [
+    "ClassifyReport",
+    "classification_metrics",
+    "evaluate_classify",
+    "multilabel_metrics",
+    "save_confusion_plot",
+]
+
+
+def _prf(tp: np.ndarray, predicted_n: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # A class never predicted has precision 0 (scikit-learn's zero_division=0), never NaN.
+    precision = np.divide(tp, predicted_n, out=np.zeros(len(tp)), where=predicted_n > 0)
+    recall = np.divide(tp, support, out=np.zeros(len(tp)), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(len(tp)), where=denom > 0)
+    return precision, recall, f1
+
+
+def _per_class(labels: Sequence[str], p: np.ndarray, r: np.ndarray, f: np.ndarray, s: np.ndarray) -> dict[str, Any]:
+    return {
+        label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+        for i, label in enumerate(labels)
+    }
 
 
 def classification_metrics(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
@@ -28,12 +50,7 @@ def classification_metrics(truth: Sequence[str], predicted: Sequence[str], label
         confusion[index[t], index[p]] += 1
     tp = np.diag(confusion).astype(np.float64)
     support = confusion.sum(axis=1)
-    predicted_n = confusion.sum(axis=0)
-    # A class never predicted has precision 0 (scikit-learn's zero_division=0), never NaN.
-    precision = np.divide(tp, predicted_n, out=np.zeros(n), where=predicted_n > 0)
-    recall = np.divide(tp, support, out=np.zeros(n), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n), where=denom > 0)
+    precision, recall, f1 = _prf(tp, confusion.sum(axis=0), support)
     total = int(confusion.sum())
     return {
         "examples": total,
@@ -41,17 +58,38 @@ def classification_metrics(truth: Sequence[str], predicted: Sequence[str], label
         "macro_precision": float(precision.mean()) if n else 0.0,
         "macro_recall": float(recall.mean()) if n else 0.0,
         "macro_f1": float(f1.mean()) if n else 0.0,
-        "per_class": {
-            label: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, label in enumerate(labels)
-        },
+        "per_class": _per_class(labels, precision, recall, f1, support),
         "labels": list(labels),
         "confusion": confusion.tolist(),
+    }
+
+
+def multilabel_metrics(
+    truth: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], labels: Sequence[str]
+) -> dict[str, Any]:
+    """Multi-label figures: exact-match accuracy, micro and macro P/R/F1, per-class P/R/F1 with support."""
+    index = {label: i for i, label in enumerate(labels)}
+    t = np.zeros((len(truth), len(labels)), dtype=bool)
+    p = np.zeros_like(t)
+    for row, (true_set, predicted_set) in enumerate(zip(truth, predicted, strict=True)):
+        t[row, [index[x] for x in true_set]] = True
+        p[row, [index[x] for x in predicted_set]] = True
+    tp = (t & p).sum(axis=0).astype(np.float64)
+    support = t.sum(axis=0)
+    precision, recall, f1 = _prf(tp, p.sum(axis=0), support)
+    micro_p, micro_r, micro_f = _prf(np.array([tp.sum()]), np.array([p.sum()]), np.array([t.sum()]))
+    return {
+        "examples": len(truth),
+        "multi_label": True,
+        "accuracy": float((t == p).all(axis=1).mean()) if len(truth) else 0.0,
+        "micro_precision": float(micro_p[0]),
+        "micro_recall": float(micro_r[0]),
+        "micro_f1": float(micro_f[0]),
+        "macro_precision": float(precision.mean()),
+        "macro_recall": float(recall.mean()),
+        "macro_f1": float(f1.mean()),
+        "per_class": _per_class(labels, precision, recall, f1, support),
+        "labels": list(labels),
     }
 
 
@@ -81,8 +119,14 @@ class ClassifyReport:
         m = self.metrics
         summary = Table(title=f"classify: {self.model}", show_header=False)
         summary.add_row("examples", str(m["examples"]))
-        for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
-            summary.add_row(key.replace("_", " "), f"{m[key]:.4f}")
+        keys = ["accuracy", "macro_precision", "macro_recall", "macro_f1"]
+        if m.get("multi_label"):
+            keys += ["micro_precision", "micro_recall", "micro_f1"]
+        for key in keys:
+            summary.add_row(
+                key.replace("_", " ") + (" (exact match)" if m.get("multi_label") and key == "accuracy" else ""),
+                f"{m[key]:.4f}",
+            )
         if self.bad_rows:
             summary.add_row("bad rows (left out)", str(self.bad_rows))
         for label, count in self.unknown_labels.items():
@@ -94,15 +138,18 @@ class ClassifyReport:
             per_class.add_row(
                 label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])
             )
-        confusion = Table(title="confusion (rows: truth, columns: predicted)")
-        confusion.add_column("")
-        for label in m["labels"]:
-            confusion.add_column(label, justify="right")
-        for label, row in zip(m["labels"], m["confusion"], strict=True):
-            confusion.add_row(label, *(str(v) for v in row))
+        tables = [summary, per_class]
+        if "confusion" in m:
+            confusion = Table(title="confusion (rows: truth, columns: predicted)")
+            confusion.add_column("")
+            for label in m["labels"]:
+                confusion.add_column(label, justify="right")
+            for label, row in zip(m["labels"], m["confusion"], strict=True):
+                confusion.add_row(label, *(str(v) for v in row))
+            tables.append(confusion)
         buffer = StringIO()
         console = Console(file=buffer, width=120, force_terminal=False)
-        for table in (summary, per_class, confusion):
+        for table in tables:
             console.print(table)
         return buffer.getvalue().rstrip()
 
@@ -148,28 +195,38 @@ def evaluate_classify(
 
     data = read_labelled(path, text_column, label_column)
     known = set(task.labels)
+    multi = bool(task.multi_label_default) or data.multi_label
     unknown: dict[str, int] = {}
-    texts, truth = [], []
+    texts: list[str] = []
+    truth: list[Any] = []
     for text, label in zip(data.texts, data.labels, strict=True):
-        if label in known:
+        names = (label,) if isinstance(label, str) else label
+        missing = [name for name in names if name not in known]
+        for name in missing:
+            unknown[name] = unknown.get(name, 0) + 1
+        if not missing:
             texts.append(text)
-            truth.append(label)
-        else:
-            unknown[label] = unknown.get(label, 0) + 1
+            truth.append(names if multi else label)
     if not texts:
         raise InputError(
             f"no label of {str(path)!r} is one the model knows ({', '.join(sorted(unknown))})",
             hint=f"the model's labels: {', '.join(task.labels)}",
         )
     started = time.perf_counter()
-    predicted: list[str] = []
+    predicted: list[Any] = []
     step = max(1, task.batch_size)
     for start in range(0, len(texts), step):
-        results = task(texts[start : start + step])
-        predicted += [r.labels[0].label for r in results]
-    metrics = classification_metrics(truth, predicted, list(task.labels))
-    if plot is not None:
-        save_confusion_plot(metrics, plot, title=f"{task.info.name}@{task.info.version}")
+        results = task(texts[start : start + step], multi_label=multi)
+        if multi:  # every label scored at least 0.5 by its own sigmoid
+            predicted += [tuple(lab.label for lab in r.labels if lab.score >= 0.5) for r in results]
+        else:
+            predicted += [r.labels[0].label for r in results]
+    if multi:
+        metrics = multilabel_metrics(truth, predicted, list(task.labels))
+    else:
+        metrics = classification_metrics(truth, predicted, list(task.labels))
+        if plot is not None:
+            save_confusion_plot(metrics, plot, title=f"{task.info.name}@{task.info.version}")
     return ClassifyReport(
         model=f"{task.info.name}@{task.info.version}",
         metrics=metrics,

@@ -23,18 +23,28 @@ _TEXT_COLUMNS = ("text", "sentence", "body", "content", "review", "document")
 _LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "intent")
 
 
+#: One row's label: a class name, or for multi-label data the tuple of its class names (maybe empty).
+Label = str | tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class LabelledData:
     texts: tuple[str, ...]
-    labels: tuple[str, ...]
+    labels: tuple[Label, ...]
     #: Rows left out: empty or unreadable text, missing label.
     bad_rows: int = 0
 
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def multi_label(self) -> bool:
+        """Whether the label column holds lists (JSON Lines arrays, Parquet lists)."""
+        return any(isinstance(label, tuple) for label in self.labels)
+
     def counts(self) -> Counter[str]:
-        return Counter(self.labels)
+        """Examples per class (a multi-label row counts for each of its classes)."""
+        return Counter(name for label in self.labels for name in ((label,) if isinstance(label, str) else label))
 
     def subset(self, indices: np.ndarray | list[int]) -> LabelledData:
         return LabelledData(tuple(self.texts[i] for i in indices), tuple(self.labels[i] for i in indices), 0)
@@ -91,9 +101,12 @@ def infer_columns(path: str | Path, text_column: str | None, label_column: str |
     )
 
 
-def _label(value: object) -> str | None:
+def _label(value: object) -> Label | None:
     if value is None:
         return None
+    if isinstance(value, (list, tuple)):
+        names = (_label(v) for v in value)
+        return tuple(sorted({n for n in names if isinstance(n, str)}))
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = str(value).strip()
@@ -112,7 +125,7 @@ def read_labelled(path: str | Path, text_column: str | None = None, label_column
             hint=f"name the label column with --label-column; the file has: {', '.join(source.schema.names)}",
         )
     texts: list[str] = []
-    labels: list[str] = []
+    labels: list[Label] = []
     bad = 0
     for batch, values in source.batches():
         column = batch.column(batch.schema.get_field_index(label_column)).to_pylist()
@@ -128,6 +141,8 @@ def read_labelled(path: str | Path, text_column: str | None = None, label_column
             f"{str(path)!r} has no usable rows ({bad} bad: empty text or missing label)",
             hint=f"check the columns {text_column!r} and {label_column!r}",
         )
+    if any(isinstance(label, tuple) for label in labels):  # multi-label: a lone name is a list of one
+        labels = [(label,) if isinstance(label, str) else label for label in labels]
     return LabelledData(tuple(texts), tuple(labels), bad)
 
 
@@ -154,7 +169,9 @@ def stratified_split(data: LabelledData, fraction: float, seed: int) -> tuple[La
     rng = np.random.default_rng(seed)
     by_label: dict[str, list[int]] = {}
     for i, label in enumerate(data.labels):
-        by_label.setdefault(label, []).append(i)
+        # Multi-label rows are stratified by their first class (no class: a stratum of their own).
+        key = label if isinstance(label, str) else (label[0] if label else "")
+        by_label.setdefault(key, []).append(i)
     train: list[int] = []
     valid: list[int] = []
     for label in sorted(by_label):

@@ -260,7 +260,8 @@ def finetune(
     else:
         train, valid_data = stratified_split(train_all, cfg.valid_split, cfg.seed)
     labels = tuple(sorted(train.counts()))
-    unseen = sorted(set(valid_data.labels) - set(labels))
+    multi = train.multi_label
+    unseen = sorted(set(valid_data.counts()) - set(labels))
     if unseen:
         raise InputError(
             f"the validation data has labels the training data lacks: {', '.join(map(repr, unseen))}",
@@ -287,7 +288,13 @@ def finetune(
             if cfg.recipe == "ulmfit" and cfg.lm_epochs > 0 and run.state["stage1_done"] < cfg.lm_epochs:
                 _stage1(run, cfg, info.path, [*train.texts, *extra_texts], bar, on_epoch)
             clf = EncoderTrainer.load(
-                info.path, head="classify", labels=labels, device=cfg.device, max_length=cfg.max_length, seed=cfg.seed
+                info.path,
+                head="classify",
+                labels=labels,
+                multi_label=multi,
+                device=cfg.device,
+                max_length=cfg.max_length,
+                seed=cfg.seed,
             )
             _stage2(run, cfg, clf, train, valid_data, labels, bar, on_epoch)
         except KeyboardInterrupt:
@@ -317,6 +324,7 @@ def finetune(
         },
         "recipe": cfg.model_dump(),
         "labels": list(labels),
+        "multi_label": multi,
         "metrics": metrics,
         "best_epoch": best["epoch"],
         "history": run.state["history"],
@@ -350,19 +358,55 @@ def read_unlabeled(path: str | Path, text_column: str | None) -> tuple[str, ...]
     )
 
 
+def _label_sets(data: LabelledData) -> list[tuple[str, ...]]:
+    return [(label,) if isinstance(label, str) else label for label in data.labels]
+
+
+def _targets(data: LabelledData, labels: Sequence[str], multi: bool) -> list[Any]:
+    """Class indices, or for a multi-label classifier one multi-hot row per example."""
+    index = {label: i for i, label in enumerate(labels)}
+    if not multi:
+        return [index[label] for label in data.labels]  # type: ignore[index]
+    rows = []
+    for names in _label_sets(data):
+        row = [0.0] * len(labels)
+        for name in names:
+            row[index[name]] = 1.0
+        rows.append(row)
+    return rows
+
+
 def _scores(
     clf: Any, data: LabelledData, labels: Sequence[str], cfg: FinetuneConfig, *, skip_unknown: bool = False
 ) -> dict[str, Any]:
-    from ..evaluation.classify import classification_metrics
+    """Valid or test figures with the model as it is; ``score`` is what picks the best epoch."""
+    from ..evaluation.classify import classification_metrics, multilabel_metrics
 
-    index = {label: i for i, label in enumerate(labels)}
-    keep = [i for i, label in enumerate(data.labels) if label in index] if skip_unknown else range(len(data))
-    texts = [data.texts[i] for i in keep]
-    truth = np.array([index[data.labels[i]] for i in keep])
-    logits = clf.logits(clf.encode(texts), batch_size=max(cfg.batch_size, 32))
-    metrics = classification_metrics([labels[t] for t in truth], [labels[p] for p in logits.argmax(1)], labels)
-    metrics["loss"] = _softmax_loss(logits, truth)
+    known = set(labels)
+    keep = [
+        i
+        for i, label in enumerate(data.labels)
+        if not skip_unknown or set((label,) if isinstance(label, str) else label) <= known
+    ]
+    subset = data.subset(keep)
+    logits = clf.logits(clf.encode(subset.texts), batch_size=max(cfg.batch_size, 32))
+    targets = np.asarray(_targets(subset, labels, clf.multi_label))
+    if clf.multi_label:
+        predicted = [tuple(labels[j] for j in np.flatnonzero(row > 0)) for row in logits]  # sigmoid >= 0.5
+        metrics = multilabel_metrics(_label_sets(subset), predicted, labels)
+        metrics["loss"] = _bce_loss(logits, targets)
+        metrics["score"] = metrics["micro_f1"]
+    else:
+        metrics = classification_metrics(subset.labels, [labels[p] for p in logits.argmax(1)], labels)  # type: ignore[arg-type]
+        metrics["loss"] = _softmax_loss(logits, targets)
+        metrics["score"] = metrics["accuracy"]
     return metrics
+
+
+def _bce_loss(logits: np.ndarray, targets: np.ndarray) -> float:
+    # log(1 + exp(-|x|)) + max(x, 0) - x * y: the numerically stable binary cross-entropy with logits.
+    x = logits.astype(np.float64)
+    return float((np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0) - x * targets).mean())
 
 
 def _stage1(
@@ -424,9 +468,8 @@ def _stage2(
     on_epoch: Callable[[EpochEvent], None] | None,
 ) -> None:
     """The classifier: gradual unfreezing, discriminative rates and STLR (ulmfit), or all layers at one rate (plain)."""
-    index = {label: i for i, label in enumerate(labels)}
     rows = clf.encode(train.texts)
-    targets = [index[label] for label in train.labels]
+    targets = _targets(train, labels, clf.multi_label)
     n_groups = len(clf.groups)
     ulmfit = cfg.recipe == "ulmfit"
     rates = discriminative_rates(cfg.peak_lr, n_groups, cfg.factor) if ulmfit else [cfg.peak_lr] * n_groups
@@ -471,11 +514,11 @@ def _stage2(
             "seconds": round(time.perf_counter() - started, 3),
         }
         bar.note(handle, f"stage 2 epoch {epoch + 1}: valid accuracy {scores['accuracy']:.3f}")
-        key = (scores["accuracy"], -scores["loss"])
+        key = (scores["score"], -scores["loss"])
         clf.save_weights(run.file("last.safetensors"))
-        if best is None or key > (best["accuracy"], -best["loss"]):
+        if best is None or key > (best["score"], -best["loss"]):
             _link(run.file("last.safetensors"), run.file("best.safetensors"))
-            run.state["best"] = {"epoch": epoch + 1, "accuracy": scores["accuracy"], "loss": scores["loss"]}
+            run.state["best"] = {"epoch": epoch + 1, "score": scores["score"], "loss": scores["loss"]}
         clf.save_optimizer(run.file("optimizer.safetensors"))
         run.state["history"].append(entry)
         run.state["stage2_done"] = epoch + 1

@@ -103,6 +103,7 @@ class EncoderTrainer:
         *,
         head: str,
         labels: Sequence[str] = (),
+        multi_label: bool = False,
         device: str = "cpu",
         max_length: int = 128,
         seed: int = 0,
@@ -124,7 +125,7 @@ class EncoderTrainer:
                 config.num_labels = len(labels)
                 config.id2label = dict(enumerate(labels))
                 config.label2id = {label: i for i, label in enumerate(labels)}
-                config.problem_type = "single_label_classification"
+                config.problem_type = "multi_label_classification" if multi_label else "single_label_classification"
                 model = transformers.AutoModelForSequenceClassification.from_pretrained(
                     path, config=config, local_files_only=True
                 )
@@ -187,8 +188,15 @@ class EncoderTrainer:
         """Reseed torch (dropout, masking): the recipe does it at every epoch so a resumed run matches."""
         _torch().manual_seed(seed)
 
-    def train_step(self, rows: Sequence[Sequence[int]], labels: Sequence[int] | None = None) -> float:
-        """One optimizer step on a mini-batch; the loss before the step."""
+    @property
+    def multi_label(self) -> bool:
+        return getattr(self.model.config, "problem_type", None) == "multi_label_classification"
+
+    def train_step(self, rows: Sequence[Sequence[int]], labels: Sequence[Any] | None = None) -> float:
+        """One optimizer step on a mini-batch; the loss before the step.
+
+        ``labels``: class indices, or multi-hot rows for a multi-label classifier (binary cross-entropy).
+        """
         torch = _torch()
         self.model.train()
         if self._mlm_collator is not None:
@@ -196,7 +204,8 @@ class EncoderTrainer:
             kwargs = {k: v.to(self.device) for k, v in batch.items()}
         else:
             kwargs = self._batch(rows)
-            kwargs["labels"] = torch.tensor(list(labels or ()), dtype=torch.long, device=self.device)
+            dtype = torch.float32 if self.multi_label else torch.long
+            kwargs["labels"] = torch.tensor(list(labels or ()), dtype=dtype, device=self.device)
         loss = self.model(**kwargs).loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
