@@ -268,7 +268,7 @@ def finetune(
             hint="give every label training examples, or drop those validation rows",
         )
     test_data = read_labelled(test, text_column, label_column) if test is not None else None
-    extra_texts = read_unlabeled(unlabeled, text_column) if unlabeled is not None else ()
+    extra_texts = _read_unlabeled(unlabeled, text_column) if unlabeled is not None else ()
     info = _resolve_base(store, base)
     digests = {"data": file_digest(data)}
     if valid is not None:
@@ -285,7 +285,7 @@ def finetune(
     interrupted = False
     with _Progress(progress) as bar:
         try:
-            if cfg.recipe == "ulmfit" and cfg.lm_epochs > 0 and run.state["stage1_done"] < cfg.lm_epochs:
+            if _stage1_pending(run, cfg):
                 _stage1(run, cfg, info.path, [*train.texts, *extra_texts], bar, on_epoch)
             clf = EncoderTrainer.load(
                 info.path,
@@ -345,7 +345,14 @@ def finetune(
     )
 
 
-def read_unlabeled(path: str | Path, text_column: str | None) -> tuple[str, ...]:
+def _stage1_pending(run: _Run, cfg: FinetuneConfig) -> bool:
+    """Stage 1 still has epochs to run, or its encoder was not handed over before a kill."""
+    if cfg.recipe != "ulmfit" or cfg.lm_epochs == 0 or run.state["stage2_done"] > 0:
+        return False
+    return run.state["stage1_done"] < cfg.lm_epochs or not run.file("lm-encoder.safetensors").is_file()
+
+
+def _read_unlabeled(path: str | Path, text_column: str | None) -> tuple[str, ...]:
     from ..errors import ModelDeckError
     from ..jobs._readers import open_source
 

@@ -226,22 +226,6 @@ class EncoderTrainer:
                 out[group] = logits.float().cpu().numpy()
         return out
 
-    def lm_loss(self, rows: Sequence[Sequence[int]], *, batch_size: int = 64, seed: int = 0) -> float:
-        """Mean masked-LM loss over ``rows`` with a fixed masking seed (comparable across epochs)."""
-        torch = _torch()
-        self.model.eval()
-        losses, weights = [], []
-        with torch.inference_mode(), torch.random.fork_rng():
-            torch.manual_seed(seed)
-            for start in range(0, len(rows), batch_size):
-                chunk = rows[start : start + batch_size]
-                batch = self._mlm_collator([{"input_ids": list(r)} for r in chunk])
-                loss = self.model(**{k: v.to(self.device) for k, v in batch.items()}).loss
-                if not torch.isnan(loss):
-                    losses.append(float(loss))
-                    weights.append(len(chunk))
-        return float(np.average(losses, weights=weights)) if losses else float("nan")
-
     # -- state -----------------------------------------------------------------------------
 
     def save_encoder(self, path: Path) -> None:
