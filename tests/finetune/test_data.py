@@ -108,3 +108,10 @@ def test_unreadable_files_and_bad_settings_are_clear_errors(tmp_path: Path, sett
     valid.write_text("text,label\na,x\nb,z\n", encoding="utf-8")
     with pytest.raises(InputError, match="labels the training data lacks: 'z'"):
         finetune("classify", data=good, valid=valid, name="m", settings=settings)
+
+
+def test_unlabeled_texts_for_stage_1_skip_empty_and_unreadable_rows(tmp_path: Path) -> None:
+    from modeldeck.finetuning._recipe import _read_unlabeled
+
+    path = _jsonl(tmp_path / "u.jsonl", [{"body": "more domain text"}, {"body": "  "}, "{broken", {"body": "again"}])
+    assert _read_unlabeled(path, "body") == ("more domain text", "again")
