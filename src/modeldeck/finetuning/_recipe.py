@@ -269,7 +269,10 @@ def finetune(
         )
     test_data = read_labelled(test, text_column, label_column) if test is not None else None
     extra_texts = _read_unlabeled(unlabeled, text_column) if unlabeled is not None else ()
-    info = _resolve_base(store, base)
+    from ..runtimes.awd_lstm import is_awd_lstm_base
+
+    awd = is_awd_lstm_base(base)
+    info = _awd_info(base) if awd else _resolve_base(store, base)
     digests = {"data": file_digest(data)}
     if valid is not None:
         digests["valid"] = file_digest(valid)
@@ -279,23 +282,14 @@ def finetune(
         json.dumps([cfg.model_dump(), digests, info.name, info.version, text_column, label_column]).encode()
     ).hexdigest()
     run = _open_run(Path(settings.home) / "finetune" / name, fingerprint, resume)
-
-    from ..runtimes.training import EncoderTrainer
+    make = _trainers(run, cfg, base, info, labels, multi, [*train.texts, *extra_texts] if awd else ())
 
     interrupted = False
     with _Progress(progress) as bar:
         try:
             if _stage1_pending(run, cfg):
-                _stage1(run, cfg, info.path, [*train.texts, *extra_texts], bar, on_epoch)
-            clf = EncoderTrainer.load(
-                info.path,
-                head="classify",
-                labels=labels,
-                multi_label=multi,
-                device=cfg.device,
-                max_length=cfg.max_length,
-                seed=cfg.seed,
-            )
+                _stage1(run, cfg, make("lm"), [*train.texts, *extra_texts], bar, on_epoch)
+            clf = make("classify")
             _stage2(run, cfg, clf, train, valid_data, labels, bar, on_epoch)
         except KeyboardInterrupt:
             interrupted = True
@@ -331,7 +325,7 @@ def finetune(
         "plots": {"curves": "curves.png"} if plot is not None else {},
     }
     imported = store.import_model(
-        export, name, version=_next_version(store, name), tasks=("classify",), runtime="transformers", card=card
+        export, name, version=_next_version(store, name), tasks=("classify",), runtime=clf.name, card=card
     )
     return FinetuneReport(
         f"{imported.name}@{imported.version}",
@@ -343,6 +337,53 @@ def finetune(
         bad,
         plot=plot,
     )
+
+
+def _awd_info(base: str) -> Any:
+    from ..types import ModelInfo
+
+    if base == "awd-lstm":  # fastai's default sizes, random initial weights (pretrained=False)
+        return ModelInfo(name="awd-lstm", version="random", tasks=("classify",), runtime="awd-lstm", path=Path("."))
+    folder = Path(base).expanduser().resolve()
+    return ModelInfo(name=folder.name, version="local", tasks=("classify",), runtime="awd-lstm", path=folder)
+
+
+def _trainers(
+    run: _Run,
+    cfg: FinetuneConfig,
+    base: str,
+    info: Any,
+    labels: Sequence[str],
+    multi: bool,
+    vocab_texts: Sequence[str],
+) -> Callable[[str], Any]:
+    """``make(head)`` for ``"lm"`` (stage 1) and ``"classify"`` (stage 2) of the base's family.
+
+    An AWD-LSTM's vocabulary is built once from the target texts and kept in the run folder, so
+    both stages, and a resumed run, number words alike.
+    """
+    common = {"device": cfg.device, "max_length": cfg.max_length, "seed": cfg.seed}
+    if vocab_texts:
+        from ..runtimes.awd_lstm import AwdLstmTrainer
+
+        vocab_file = run.file("vocab.json")
+        if not vocab_file.is_file():
+            _write_json(AwdLstmTrainer.build_vocab(vocab_texts), vocab_file)
+        vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
+
+        def make_awd(head: str) -> Any:
+            extra = {"labels": labels, "multi_label": multi} if head == "classify" else {}
+            return AwdLstmTrainer.load(base, head=head, vocab=vocab, **extra, **common)
+
+        return make_awd
+    from ..runtimes.training import EncoderTrainer
+
+    def make_encoder(head: str) -> Any:
+        if head == "lm":
+            return EncoderTrainer.load(info.path, head="mlm", **common)
+        return EncoderTrainer.load(info.path, head="classify", labels=labels, multi_label=multi, **common)
+
+    return make_encoder
 
 
 def _stage1_pending(run: _Run, cfg: FinetuneConfig) -> bool:
@@ -419,15 +460,13 @@ def _bce_loss(logits: np.ndarray, targets: np.ndarray) -> float:
 def _stage1(
     run: _Run,
     cfg: FinetuneConfig,
-    base: Path,
+    lm: Any,
     texts: Sequence[str],
     bar: _Progress,
     on_epoch: Callable[[EpochEvent], None] | None,
 ) -> None:
-    """Masked-LM fine-tuning on the target texts: all groups train, discriminative rates, one STLR."""
-    from ..runtimes.training import EncoderTrainer
-
-    lm = EncoderTrainer.load(base, head="mlm", device=cfg.device, max_length=cfg.max_length, seed=cfg.seed)
+    """LM fine-tuning on the target texts (masked LM for encoders, next token for AWD-LSTM): all groups
+    train, discriminative rates, one slanted triangular schedule."""
     rows = lm.encode(texts)
     n_groups = len(lm.groups)
     rates = discriminative_rates(cfg.lm_lr, n_groups, cfg.factor)

@@ -24,4 +24,5 @@ RUNTIMES.register("onnxruntime", "modeldeck.runtimes.onnx:OnnxRuntime")
 RUNTIMES.register("torchvision", "modeldeck.runtimes.torchvision:TorchvisionRuntime")
 RUNTIMES.register("dlib", "modeldeck.runtimes.dlib:DlibRuntime")
 RUNTIMES.register("opencv", "modeldeck.runtimes.opencv:OpenCVRuntime")
+RUNTIMES.register("awd-lstm", "modeldeck.runtimes.awd_lstm:AwdLstmRuntime")  # fine-tuned with modeldeck.finetune
 RUNTIMES.register("torch", "modeldeck.runtimes.facenet:FacenetRuntime")  # FaceNet state dicts (face-embed)

@@ -75,7 +75,91 @@ def _write_json(data: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-class EncoderTrainer:
+class GroupedTrainer:
+    """What every trainer shares: a model split into layer groups, one AdamW param group per layer group.
+
+    Subclasses build the model and its groups, and implement ``encode``, ``train_step``,
+    ``logits``, ``save_encoder`` / ``load_encoder`` and ``export`` for their family.
+    """
+
+    name = "training"
+
+    def __init__(self, model: Any, groups: list[tuple[str, list[Any]]], *, device: str, max_length: int) -> None:
+        self.model = model
+        self.device = device
+        self.max_length = max_length
+        self.groups = groups
+        torch = _torch()
+        self.optimizer = torch.optim.AdamW(
+            [{"params": params, "lr": 0.0, "name": name} for name, params in self.groups], lr=0.0, weight_decay=0.01
+        )
+
+    # -- groups and rates ------------------------------------------------------------------
+
+    @property
+    def group_names(self) -> list[str]:
+        return [name for name, _ in self.groups]
+
+    def set_trainable(self, top: int) -> None:
+        """Train only the ``top`` highest layer groups; the others are frozen (no gradient, no update)."""
+        n = len(self.groups)
+        for i, (_, params) in enumerate(self.groups):
+            for p in params:
+                p.requires_grad_(i >= n - top)
+
+    def trainable(self) -> list[bool]:
+        return [all(p.requires_grad for p in params) for _, params in self.groups]
+
+    def set_rates(self, rates: Sequence[float]) -> None:
+        for group, lr in zip(self.optimizer.param_groups, rates, strict=True):
+            group["lr"] = lr
+
+    def rates(self) -> list[float]:
+        return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    # -- steps ---
+
+    def seed(self, seed: int) -> None:
+        """Reseed torch (dropout, masking): the recipe does it at every epoch so a resumed run matches."""
+        _torch().manual_seed(seed)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def save_weights(self, path: Path) -> None:
+        from safetensors.torch import save_model
+
+        tmp = path.with_name(path.name + ".tmp")
+        save_model(self.model, str(tmp))  # handles the MLM decoder tied to the word embeddings
+        os.replace(tmp, path)
+
+    def load_weights(self, path: Path) -> None:
+        from safetensors.torch import load_model
+
+        load_model(self.model, str(path), device=self.device)
+
+    def save_optimizer(self, path: Path) -> None:
+        """Adam's moments and step counts as safetensors; the group hyper-parameters as JSON beside it."""
+        state = self.optimizer.state_dict()
+        tensors = {f"{index}.{key}": value for index, slots in state["state"].items() for key, value in slots.items()}
+        _save_tensors(tensors, path)
+        _write_json(state["param_groups"], path.with_suffix(".json"))
+
+    def load_optimizer(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path), device=self.device)
+        slots: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            index, _, slot = key.partition(".")
+            slots.setdefault(int(index), {})[slot] = value.cpu() if slot == "step" else value
+        groups = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        self.optimizer.load_state_dict({"state": slots, "param_groups": groups})
+
+    def memory_bytes(self) -> int:
+        return model_memory_bytes(self.model)
+
+
+class EncoderTrainer(GroupedTrainer):
     """One model under training: ``head="classify"`` (sequence classification) or ``"mlm"`` (masked LM).
 
     The classifier is a Hugging Face ``*ForSequenceClassification`` with ``id2label``, so the
@@ -85,15 +169,8 @@ class EncoderTrainer:
     name = "transformers"
 
     def __init__(self, model: Any, tokenizer: Any, *, device: str, max_length: int) -> None:
-        self.model = model
+        super().__init__(model, layer_groups(model), device=device, max_length=max_length)
         self.tokenizer = tokenizer
-        self.device = device
-        self.max_length = max_length
-        self.groups = layer_groups(model)
-        torch = _torch()
-        self.optimizer = torch.optim.AdamW(
-            [{"params": params, "lr": 0.0, "name": name} for name, params in self.groups], lr=0.0, weight_decay=0.01
-        )
         self._mlm_collator: Any = None
 
     @classmethod
@@ -141,29 +218,6 @@ class EncoderTrainer:
             trainer._mlm_collator = transformers.DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
         return trainer
 
-    # -- groups and rates ------------------------------------------------------------------
-
-    @property
-    def group_names(self) -> list[str]:
-        return [name for name, _ in self.groups]
-
-    def set_trainable(self, top: int) -> None:
-        """Train only the ``top`` highest layer groups; the others are frozen (no gradient, no update)."""
-        n = len(self.groups)
-        for i, (_, params) in enumerate(self.groups):
-            for p in params:
-                p.requires_grad_(i >= n - top)
-
-    def trainable(self) -> list[bool]:
-        return [all(p.requires_grad for p in params) for _, params in self.groups]
-
-    def set_rates(self, rates: Sequence[float]) -> None:
-        for group, lr in zip(self.optimizer.param_groups, rates, strict=True):
-            group["lr"] = lr
-
-    def rates(self) -> list[float]:
-        return [float(g["lr"]) for g in self.optimizer.param_groups]
-
     # -- data ------------------------------------------------------------------------------
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -181,12 +235,6 @@ class EncoderTrainer:
             ids[j, : len(row)] = torch.tensor(row, dtype=torch.long)
             mask[j, : len(row)] = 1
         return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
-
-    # -- steps -----------------------------------------------------------------------------
-
-    def seed(self, seed: int) -> None:
-        """Reseed torch (dropout, masking): the recipe does it at every epoch so a resumed run matches."""
-        _torch().manual_seed(seed)
 
     @property
     def multi_label(self) -> bool:
@@ -226,8 +274,6 @@ class EncoderTrainer:
                 out[group] = logits.float().cpu().numpy()
         return out
 
-    # -- state -----------------------------------------------------------------------------
-
     def save_encoder(self, path: Path) -> None:
         """The encoder alone (no head): what stage 1 hands to stage 2."""
         _save_tensors(dict(self.model.base_model.state_dict()), path)
@@ -240,41 +286,8 @@ class EncoderTrainer:
         if unexpected:
             raise ConfigError(f"the stage-1 encoder in {str(path)!r} does not fit the classifier: {unexpected[:3]}")
 
-    def save_weights(self, path: Path) -> None:
-        from safetensors.torch import save_model
-
-        tmp = path.with_name(path.name + ".tmp")
-        save_model(self.model, str(tmp))  # handles the MLM decoder tied to the word embeddings
-        os.replace(tmp, path)
-
-    def load_weights(self, path: Path) -> None:
-        from safetensors.torch import load_model
-
-        load_model(self.model, str(path), device=self.device)
-
-    def save_optimizer(self, path: Path) -> None:
-        """Adam's moments and step counts as safetensors; the group hyper-parameters as JSON beside it."""
-        state = self.optimizer.state_dict()
-        tensors = {f"{index}.{key}": value for index, slots in state["state"].items() for key, value in slots.items()}
-        _save_tensors(tensors, path)
-        _write_json(state["param_groups"], path.with_suffix(".json"))
-
-    def load_optimizer(self, path: Path) -> None:
-        from safetensors.torch import load_file
-
-        tensors = load_file(str(path), device=self.device)
-        slots: dict[int, dict[str, Any]] = {}
-        for key, value in tensors.items():
-            index, _, slot = key.partition(".")
-            slots.setdefault(int(index), {})[slot] = value.cpu() if slot == "step" else value
-        groups = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        self.optimizer.load_state_dict({"state": slots, "param_groups": groups})
-
     def export(self, folder: Path) -> None:
         """A Hugging Face folder (safetensors weights, JSON config and tokenizer) the classify task loads."""
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
-
-    def memory_bytes(self) -> int:
-        return model_memory_bytes(self.model)

@@ -31,6 +31,7 @@ BACKENDS.register("ner", "transformers", "modeldeck.tasks.ner:TokenClassificatio
 BACKENDS.register("parse", "spacy", "modeldeck.tasks.parse:SpacyParser")
 BACKENDS.register("embed", "sentence-transformers", "modeldeck.tasks.embed:SentenceTransformersEmbedder")
 BACKENDS.register("classify", "transformers", "modeldeck.tasks.classify:SequenceClassificationHead")
+BACKENDS.register("classify", "awd-lstm", "modeldeck.tasks.classify:AwdLstmClassifier")
 BACKENDS.register("qa", "transformers", "modeldeck.tasks.qa:QuestionAnsweringHead")
 BACKENDS.register("translate", "transformers", "modeldeck.tasks.translate:Seq2SeqHead")
 BACKENDS.register("generate", "transformers", "modeldeck.tasks.generate:CausalLM")

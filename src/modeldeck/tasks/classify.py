@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import numpy as np
 from pydantic import Field, StrictBool
@@ -17,7 +17,7 @@ from pydantic import Field, StrictBool
 from ..errors import OptionError
 from ..runtimes.base import Runtime
 from ..types import ModelInfo
-from ._backend import Backend
+from ._backend import Backend, BackendBase
 from .base import Options, Task, TransformersHead, check_text
 from .results import _pyarrow
 
@@ -154,6 +154,18 @@ class ClassifyBackend(Backend, Protocol):
 
 class SequenceClassificationHead(TransformersHead):
     head = "sequence-classification"
+
+
+class AwdLstmClassifier(BackendBase):
+    """fastai's AWD-LSTM classifier as ``modeldeck.finetune`` saves it (safetensors + JSON, no pickle)."""
+
+    runtime: SequenceClassifier
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
+        from ..runtimes.awd_lstm import AwdLstmRuntime
+
+        return cls(AwdLstmRuntime.load(info.path, device=device))
 
 
 class ClassifyTask(Task[_Encoded, np.ndarray, ClassifyResult, ClassifyOptions]):
