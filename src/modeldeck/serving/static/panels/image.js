@@ -223,6 +223,14 @@ export function classifyImage(root, model, detail) {
   return panel;
 }
 
+// "Use the largest face": a photo with several faces is otherwise refused (MD code in the panel).
+function largestBox() {
+  const input = h("input", { type: "checkbox", id: uid("largest"), checked: true, class: "largest" });
+  const box = h("p", {}, h("label", { class: "inline", for: input.id }, input,
+    "Use the largest face of a photo that holds several"));
+  return { box, input };
+}
+
 // --- face-verify: two photos, one verdict -------------------------------------------------------------
 
 export function verify(root, model, detail) {
@@ -239,12 +247,13 @@ export function verify(root, model, detail) {
     return p;
   });
   acceptPaste(root, pickers);
-  panel.inputs.append(h("div", { class: "pair" },
+  const largest = largestBox();
+  panel.inputs.append(largest.box, h("div", { class: "pair" },
     h("div", {}, h("h3", { text: "First photo" }), pickers[0], previews[0]),
     h("div", {}, h("h3", { text: "Second photo" }), pickers[1], previews[1])));
   panel.onRun(async () => {
     if (!chosen[0] || !chosen[1]) return noImage(panel);
-    const result = await panel.predictForm(chosen, {});
+    const result = await panel.predictForm(chosen, largest.input.checked ? { largest: true } : {});
     if (!result.ok) return;
     const v = result.data.outputs[0];
     panel.view.replaceChildren(
@@ -267,8 +276,9 @@ export function gallery(root, model) {
   const enrolPick = picker("Photo to enrol", (file) => { enrolling = file; enrolPick.picked = true; });
   const enrolButton = h("button", { type: "button", class: "secondary", text: "Enrol" });
   acceptPaste(root, [pick]);
+  const largest = largestBox();
   panel.runButton.textContent = "Identify";
-  panel.inputs.append(people, pick,
+  panel.inputs.append(people, largest.box, pick,
     h("details", {}, h("summary", { text: "Enrol someone" }), ...field("Name", name), enrolPick, h("div", { class: "actions" }, enrolButton)));
 
   async function refresh() {
@@ -287,8 +297,10 @@ export function gallery(root, model) {
     const path = `/v1/gallery/people/${encodeURIComponent(name.value.trim())}/images`;
     const form = new FormData();
     form.append("images", enrolling.blob, enrolling.name);
+    const fields = largest.input.checked ? { largest: "true" } : {};
+    for (const [k, v] of Object.entries(fields)) form.append(k, v);
     const result = await call(path, { form });
-    panel.show(result, formSnippets(path, [["images", enrolling.name]]));
+    panel.show(result, formSnippets(path, [["images", enrolling.name]], fields));
     if (result.ok) {
       panel.view.replaceChildren(h("p", { text: `Enrolled ${result.data.added.length} face(s) of ${result.data.name}; skipped ${result.data.skipped.length}.` }));
       refresh();
@@ -300,9 +312,11 @@ export function gallery(root, model) {
     const path = "/v1/gallery/identify";
     const form = new FormData();
     form.append("image", current.blob, current.name);
+    const fields = largest.input.checked ? { largest: "true" } : {};
+    for (const [k, v] of Object.entries(fields)) form.append(k, v);
     const view = stage(current);
     const [result, size] = await Promise.all([call(path, { form }), view.loaded.catch(() => null)]);
-    panel.show(result, formSnippets(path, [["image", current.name]]));
+    panel.show(result, formSnippets(path, [["image", current.name]], fields));
     if (!result.ok) return;
     const faces = result.data.faces.map((f) => ({ ...f, label: f.name ?? "unknown" }));
     draw(view, faces, size?.width || 1, size?.height || 1, tip, "face-identify");
