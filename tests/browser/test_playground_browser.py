@@ -100,7 +100,7 @@ def _builders(root: Path, settings: Settings) -> dict[str, Callable[[], Any]]:
         "face-verify": deck("face-verify"),
         "chat": lambda: modeldeck.load(
             "chat",
-            model=str(save_tiny_gpt2(lm, chat_template=CHAT_TEMPLATE, tasks=("generate", "chat"))),
+            model=str(save_tiny_gpt2(lm, chat_template=CHAT_TEMPLATE, tasks=("generate", "chat"), n_positions=2048)),
             settings=settings,
         ),
         "gen": lambda: modeldeck.load("generate", model=str(lm), settings=settings),
@@ -480,6 +480,27 @@ def test_generate_streams_the_completion(page: Page, server: LiveServer) -> None
     reply = httpx.post(f"{server.url}/v1/completions", json=body, timeout=60).json()
     assert p.locator(".msg.completion .content").inner_text() == reply["choices"][0]["text"]
     assert p.locator(".msg.completion").get_attribute("data-finish") == "length"
+
+
+def test_stop_ends_the_stream_and_the_server_cancels_it(page: Page, server: LiveServer) -> None:
+    def cancelled() -> int:
+        return int(httpx.get(f"{server.url}/v1/models/gen").json()["streams"]["cancelled"])
+
+    before = cancelled()
+    p = page.open("gen")
+    p.fill("main input[type=number]", "1900")  # far more than it can make before the click
+    p.fill("main textarea", "Once upon a time")
+    p.click("main button.run")
+    p.wait_for_function("() => document.querySelector('.msg.completion .content').textContent.length > 0")
+    p.click("main button.stop")
+    p.wait_for_selector('.msg.completion[data-streaming="false"]')
+    assert p.locator(".msg.completion").get_attribute("data-finish") == "stopped"
+    assert p.locator("main .error").is_hidden()  # stopping is not an error
+    for _ in range(100):  # the server notices the closed stream at the generation's next step
+        if cancelled() > before:
+            break
+        p.wait_for_timeout(100)
+    assert cancelled() == before + 1
 
 
 # --- images --------------------------------------------------------------------------------------------
