@@ -17,6 +17,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ import pytest
 from modeldeck.config import Settings
 from modeldeck.serving import create_app
 from modeldeck.serving.deck import ModelSpec, load_spec
+from modeldeck.tasks.base import Options, Task
+from modeldeck.types import ModelInfo
 
-from ..support import EchoTask, LiveServer, echo_info
+from ..support import EchoResult, EchoTask, LiveServer, echo_info
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -79,6 +82,62 @@ def _detect_task(folder: Path, task: str) -> Any:
     return cls.from_model(info)
 
 
+class _NoOptions(Options):
+    pass
+
+
+@dataclass(frozen=True)
+class _Labels:
+    labels: tuple[tuple[str, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"labels": [{"label": label, "score": score} for label, score in self.labels]}
+
+
+class ColourClassifier(Task[Any, Any, _Labels, _NoOptions]):
+    """A ``classify-image`` double: an image's share of red, green and blue, as sorted labels."""
+
+    name = "classify-image"
+    options_type = _NoOptions
+
+    def preprocess(self, raw: Any, options: _NoOptions) -> Any:
+        from modeldeck.images import load_image
+
+        return load_image(raw).pixels
+
+    def forward(self, batch: Any) -> list[Any]:
+        return [np.asarray(pixels, np.float64).reshape(-1, 3).sum(axis=0) for pixels in batch]
+
+    def postprocess(self, raw: Any, encoded: Any, options: _NoOptions) -> _Labels:
+        shares = zip(("red", "green", "blue"), map(float, raw / raw.sum()), strict=True)
+        return _Labels(tuple(sorted(shares, key=lambda x: -x[1])))
+
+
+class TensorEcho(Task[Any, Any, Any, _NoOptions]):
+    """A ``tensor`` double whose card states a signature: it answers the sum of each named input."""
+
+    name = "tensor"
+    options_type = _NoOptions
+
+    def preprocess(self, raw: Any, options: _NoOptions) -> Any:
+        return {name: np.asarray(value, np.float64) for name, value in raw.items()}
+
+    def forward(self, batch: Any) -> list[Any]:
+        return list(batch)
+
+    def postprocess(self, raw: Any, encoded: Any, options: _NoOptions) -> Any:
+        return EchoResult(json.dumps({name: float(v.sum()) for name, v in raw.items()}))
+
+    def describe(self) -> dict[str, Any]:
+        signature = {"inputs": [{"name": "x", "shape": [None, 3], "dtype": "float32"},
+                                {"name": "scale", "shape": [], "dtype": "float32"}]}  # fmt: skip
+        return {**super().describe(), "signature": signature}
+
+
+def _double(cls: Any, name: str) -> Any:
+    return cls(ModelInfo(name=name, version="0.1", tasks=(cls.name,), runtime="python", path=Path(".")))
+
+
 def _builders(root: Path, settings: Settings) -> dict[str, Callable[[], Any]]:
     import modeldeck
 
@@ -110,6 +169,8 @@ def _builders(root: Path, settings: Settings) -> dict[str, Callable[[], Any]]:
         "classify": tiny("classify", save_tiny_bert_classifier),
         "translate": tiny("translate", save_tiny_marian),
         "echo": lambda: EchoTask(echo_info()),
+        "colours": lambda: _double(ColourClassifier, "colour-shares"),
+        "tensor": lambda: _double(TensorEcho, "tensor-echo"),
     }
 
 
@@ -121,7 +182,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     torch.set_num_threads(1)  # tiny models on a busy 2-core machine: intra-op threads only add hand-offs
     root = tmp_path_factory.mktemp("playground")
     names = ("ner", "parse", "embed", "face-detect", "face-verify", "chat", "gen", "detect", "segment", "qa",
-             "classify", "translate", "echo")  # fmt: skip
+             "classify", "translate", "echo", "colours", "tensor")  # fmt: skip
     settings = Settings.from_env({}, home=root / "home", models=names, gallery=str(root / "gallery.db"))
     builders = _builders(root, settings)
     live = LiveServer(create_app(settings, loader=lambda spec: builders[spec.alias]())).start()
@@ -443,6 +504,17 @@ def test_generic_panel_sends_the_edited_json(page: Page, server: LiveServer) -> 
     assert p.locator("main .error").inner_text().startswith("JSON")
 
 
+def test_tensor_panel_is_prefilled_from_the_signature(page: Page, server: LiveServer) -> None:
+    p = page.open("tensor")
+    editor = p.locator("main textarea")
+    assert json.loads(editor.input_value()) == {"inputs": {"x": [[0, 0, 0]], "scale": 0}, "options": {}}
+    editor.fill('{"inputs": {"x": [[1, 2, 3], [4, 5, 6]], "scale": 2}}')
+    page.run()
+    shown = json.loads(p.locator("pre.raw-json").text_content())
+    assert shown == httpx.post(f"{server.url}/v1/models/tensor/predict", json=json.loads(editor.input_value())).json()
+    assert json.loads(shown["outputs"][0]["text"]) == {"x": 21.0, "scale": 2.0}
+
+
 # --- chat and generate: streamed tokens ----------------------------------------------------------------
 
 
@@ -542,6 +614,26 @@ def test_segment_paints_each_mask_it_was_sent(page: Page, server: LiveServer) ->
     assert areas == expected and sum(expected) > 0
     assert int(p.locator(".stage canvas").get_attribute("data-painted")) > 0
     page.shot("segment")
+
+
+def test_classify_image_bars_for_a_dropped_photo(page: Page, server: LiveServer) -> None:
+    photo = (SAMPLES / "coffee.jpg").read_bytes()
+    p = page.open("colours")
+    # A drop, as a person dragging a file from their desktop does.
+    drop = p.evaluate_handle(
+        """async (bytes) => { const dt = new DataTransfer();
+             dt.items.add(new File([new Uint8Array(bytes)], "coffee.jpg", { type: "image/jpeg" })); return dt; }""",
+        list(photo),
+    )
+    p.dispatch_event("main .picker", "drop", {"dataTransfer": drop})
+    p.wait_for_selector("main[data-state=done] ul.bars")
+    api = predict_files(server, "colours", [photo])["labels"]
+    rows = p.locator("ul.bars li").all()
+    assert [(r.get_attribute("data-label"), float(r.get_attribute("data-score"))) for r in rows] == [
+        (a["label"], a["score"]) for a in api
+    ]
+    assert "-F 'image=@coffee.jpg'" in p.locator("pre.curl").inner_text()
+    page.shot("classify-image")
 
 
 def test_face_detect_on_the_sample_photo(page: Page, server: LiveServer) -> None:
