@@ -377,6 +377,19 @@ def test_errors_show_the_code_and_the_fix_never_a_trace(page: Page) -> None:
     page.shot("error-ner")
 
 
+def test_quantiles_interpolate_inside_buckets_as_prometheus_does(page: Page) -> None:
+    p = page.open("echo")
+    le, cumulative = [0.1, 0.5, 1.0], [2, 5, 9]
+    got = p.evaluate(
+        """async ([le, cumulative]) => { const m = await import('/playground/lib/metrics.js');
+             return [0.1, 0.5, 0.9, 0.95].map((q) => m.quantile(q, le, cumulative, 10)); }""",
+        [le, cumulative],
+    )
+    # rank 1 in (0, 0.1] holding 2; rank 5 at the top of (0.1, 0.5]; rank 9 at the top of (0.5, 1];
+    # rank 9.5 is in the +Inf bucket: the largest finite bound, as histogram_quantile answers.
+    assert got == pytest.approx([0.05, 0.5, 1.0, 1.0])
+
+
 def test_live_metrics_strip_reads_the_server(page: Page, server: LiveServer) -> None:
     p = page.open("echo")
     p.wait_for_function("() => document.getElementById('strip').dataset.updated")
@@ -613,6 +626,13 @@ def test_segment_paints_each_mask_it_was_sent(page: Page, server: LiveServer) ->
     expected = [int(coco.area({"size": i["mask"]["size"], "counts": i["mask"]["counts"].encode()})) for i in api]
     assert areas == expected and sum(expected) > 0
     assert int(p.locator(".stage canvas").get_attribute("data-painted")) > 0
+    # The page's decoder gives pycocotools' mask, pixel for pixel (COCO runs are column-major).
+    rle = api[1]["mask"]
+    decoded = p.evaluate(
+        "async (rle) => Array.from((await import('/playground/lib/rle.js')).decodeMask(rle).mask)", rle
+    )
+    reference = coco.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+    assert np.array_equal(np.array(decoded, np.uint8).reshape(reference.shape), reference)
     page.shot("segment")
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import NotFoundError
 from .deck import Deck
@@ -47,6 +48,9 @@ _GZIP_MIN_BYTES = 512
 _COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
 
 router = APIRouter()
+
+# Prometheus samples by name: (labels, value) pairs.
+_Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
 @dataclass(frozen=True)
@@ -94,14 +98,23 @@ class PlaygroundAssets:
             assets[name] = Asset(body, packed, media, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
         return assets
 
-    def get(self, name: str) -> Asset:
+    @property
+    def loaded(self) -> bool:
+        return self._assets is not None
+
+    def load(self) -> dict[str, Asset]:
+        """Read every file once (blocking: the endpoints call it off the event loop)."""
         with self._lock:
             if self._assets is None:
                 self._assets = self._load()
-            assets = self._assets
-        asset = assets.get(name)
+            return self._assets
+
+    def get(self, name: str) -> Asset:
+        asset = self.load().get(name)
         if asset is None:
-            raise NotFoundError(f"no playground file {name!r}", hint="the page's files are listed in /playground/")
+            raise NotFoundError(
+                f"no playground file {name!r}", hint="the page is at /; its files ship in modeldeck/serving/static/"
+            )
         return asset
 
 
@@ -116,21 +129,24 @@ def _send(request: Request, asset: Asset) -> Response:
     return Response(asset.body, media_type=asset.media_type, headers=headers)
 
 
-def _assets(request: Request) -> PlaygroundAssets:
-    return request.app.state.playground  # type: ignore[no-any-return]
+async def _find(request: Request, name: str) -> Asset:
+    assets: PlaygroundAssets = request.app.state.playground
+    if not assets.loaded:
+        await run_in_threadpool(assets.load)  # the first request reads and gzips every file
+    return assets.get(name)
 
 
 @router.get("/", include_in_schema=False)
 async def page(request: Request) -> Response:
-    return _send(request, _assets(request).get("index.html"))
+    return _send(request, await _find(request, "index.html"))
 
 
 @router.get("/playground/{path:path}", include_in_schema=False)
 async def asset(path: str, request: Request) -> Response:
-    return _send(request, _assets(request).get(path))
+    return _send(request, await _find(request, path))
 
 
-def _histogram(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, model: str) -> dict[str, Any]:
+def _histogram(samples: _Samples, name: str, model: str) -> dict[str, Any]:
     buckets: list[tuple[float, float]] = []
     total = count = 0.0
     for labels, value in samples.get(f"{name}_bucket", ()):
@@ -151,7 +167,7 @@ def _histogram(samples: dict[str, list[tuple[dict[str, str], float]]], name: str
     }
 
 
-def _by_label(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, model: str, label: str) -> dict:
+def _by_label(samples: _Samples, name: str, model: str, label: str) -> dict[str, int]:
     return {labels[label]: int(value) for labels, value in samples.get(name, ()) if labels.get("model") == model}
 
 
@@ -159,7 +175,7 @@ def metrics_view(metrics: ServerMetrics, deck: Deck) -> dict[str, Any]:
     """The server's metrics per served model as plain JSON: counters, gauges and histogram buckets."""
     for name, deployment in deck.deployments.items():
         metrics.queue_depth.labels(name).set(deployment.batcher.depth)
-    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    samples: _Samples = {}
     for family in metrics.registry.collect():
         for sample in family.samples:
             samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
