@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from playwright import sync_api
 
 from modeldeck.config import Settings
 from modeldeck.serving import create_app
@@ -35,7 +36,6 @@ from ..support import EchoResult, EchoTask, LiveServer, echo_info
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
-sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -330,11 +330,16 @@ def test_sidebar_lists_every_served_model_with_its_card(page: Page, server: Live
     assert p.locator('a[href="/docs"]').count() == 1
 
 
-def test_no_serious_accessibility_violations(page: Page) -> None:
+@pytest.mark.parametrize("model", ["ner", "parse", "embed", "chat", "detect", "face-verify", "gallery", "tensor"])
+def test_no_serious_accessibility_violations(page: Page, model: str) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
-    p = page.open("ner")
-    page.run()
+    p = page.open(model)
+    if model in ("ner", "parse", "embed"):
+        page.run()  # with its result drawn
+    elif model == "detect":
+        p.click('main button[data-sample="coffee.jpg"]')
+        p.wait_for_selector("main[data-state=done] .stage svg")
     results = Axe().run(p)
     serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert serious == [], [(v["id"], v["help"], [n["target"] for n in v["nodes"]][:3]) for v in serious]
