@@ -92,7 +92,8 @@ export function startMetrics(strip) {
       width: chart.offsetWidth, height: 64, legend: { show: false }, cursor: { show: false },
       axes: [{ show: false }, { show: false }, { show: false, scale: "ms" }],
       scales: { x: { time: true }, ms: { auto: true } },
-      series: [{}, { label: "requests/s", stroke: "#1d4ed8", width: 2 }, { label: "p99 ms", stroke: "#b45309", width: 1.5, scale: "ms" }],
+      series: [{}, { label: "requests/s", stroke: "#1d4ed8", width: 2, points: { show: false } },
+        { label: "p99 ms", stroke: "#b45309", width: 1.5, scale: "ms", points: { show: false } }],
     }, history, chart);
   }
 
