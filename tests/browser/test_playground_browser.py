@@ -28,7 +28,7 @@ from playwright import sync_api
 
 from modeldeck.config import Settings
 from modeldeck.serving import create_app
-from modeldeck.serving.deck import ModelSpec, load_spec
+from modeldeck.serving.specs import ModelSpec, load_spec
 from modeldeck.tasks.base import Options, Task
 from modeldeck.types import ModelInfo
 
@@ -185,7 +185,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
              "classify", "translate", "echo", "colours", "tensor")  # fmt: skip
     settings = Settings.from_env({}, home=root / "home", models=names, gallery=str(root / "gallery.db"))
     builders = _builders(root, settings)
-    live = LiveServer(create_app(settings, loader=lambda spec: builders[spec.alias]())).start()
+
+    # Served names use their builders; anything else the server loads by name (the gallery's
+    # face-embed model) goes the ordinary way.
+    def loader(spec: ModelSpec) -> Any:
+        build = builders.get(spec.alias)
+        return build() if build is not None else load_spec(spec, settings)
+
+    live = LiveServer(create_app(settings, loader=loader)).start()
     live.wait_ready(timeout=240)
     yield live
     live.stop()
