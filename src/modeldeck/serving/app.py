@@ -32,6 +32,7 @@ from ..errors import (
     ServiceError,
 )
 from .deck import Deck, Deployment
+from .documents_routes import add_documents_routes
 from .errors import error_body, error_headers, status_for
 from .gallery_routes import add_gallery_routes
 from .limits import BodyLimitMiddleware
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
     _add_routes(app)
     add_openai_routes(app)
     add_gallery_routes(app, task_loader(settings, loader))
+    add_documents_routes(app, task_loader(settings, loader))
     add_playground(app)
     return app
 
