@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -242,3 +244,15 @@ def test_a_reader_answer_points_into_its_passage(tmp_path: Path, folder: Path, e
         assert extract_text(folder / answer["source"]).text[answer["start"] : answer["end"]] == answer["text"]
     finally:
         live.stop()
+
+
+@pytest.mark.slow
+def test_the_docs_show_the_shapes_the_routes_answer(server: LiveServer) -> None:
+    page = (Path(__file__).parents[2] / "docs" / "documents.md").read_text(encoding="utf-8")
+    section = page.split("## Over HTTP", 1)[1].split("\n## ", 1)[0]
+    described, answered = (json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, flags=re.S))
+    real = httpx.get(f"{server.url}/v1/documents", timeout=60).json()
+    assert set(described) == set(real) and set(described["files"][0]) == set(real["files"][0])
+    real = ask(server, {"question": answered["question"], "top_k": len(answered["passages"])}).json()
+    assert set(answered) == set(real) and set(answered["passages"][0]) == set(real["passages"][0])
+    assert len(real["passages"]) == len(answered["passages"])
