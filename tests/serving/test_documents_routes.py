@@ -165,6 +165,8 @@ def test_bad_requests_get_a_code_and_a_fix(server: LiveServer) -> None:
         error = response.json()["error"]
         assert error["code"] == code, (body, error)
         assert error["message"] and "Traceback" not in response.text
+    schema = httpx.get(f"{server.url}/openapi.json").json()["paths"]["/v1/documents/ask"]["post"]["requestBody"]
+    assert schema["content"]["application/json"]["schema"]["required"] == ["question"]
     malformed = httpx.post(f"{server.url}/v1/documents/ask", content=b"{not json", timeout=60)
     assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "MD104"
     unknown = ask(server, {"question": "x", "folder": "/etc"}).json()["error"]

@@ -142,7 +142,12 @@ def _parse(body: bytes) -> AskRequest:
     return ask
 
 
-@router.post("/ask")
+@router.post(
+    "/ask",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": AskRequest.model_json_schema()}}}
+    },
+)
 async def ask(request: Request) -> dict[str, Any]:
     """Rank the index's passages for ``{"question", "top_k"}``, best first, each with its file,
     character span, page and cosine score; ``answer`` is the reader's when the server has one."""
