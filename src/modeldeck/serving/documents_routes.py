@@ -119,7 +119,7 @@ async def documents(request: Request) -> dict[str, Any]:
 
 def _parse(body: bytes) -> AskRequest:
     try:
-        ask = AskRequest.model_validate_json(body)
+        parsed = AskRequest.model_validate_json(body)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -131,15 +131,15 @@ def _parse(body: bytes) -> AskRequest:
             else:
                 problems.append(f"{where}: {err['msg']}")
         raise InputDecodeError("; ".join(problems), hint=_BODY_HINT) from None
-    if not 1 <= ask.top_k <= MAX_TOP_K:
-        raise OptionError(f"top_k must be between 1 and {MAX_TOP_K}, got {ask.top_k}", hint="for example 5")
-    if len(ask.question) > MAX_QUESTION_CHARS:
+    if not 1 <= parsed.top_k <= MAX_TOP_K:
+        raise OptionError(f"top_k must be between 1 and {MAX_TOP_K}, got {parsed.top_k}", hint="for example 5")
+    if len(parsed.question) > MAX_QUESTION_CHARS:
         raise InputTooLargeError(
-            f"the question has {len(ask.question)} characters, more than {MAX_QUESTION_CHARS}",
+            f"the question has {len(parsed.question)} characters, more than {MAX_QUESTION_CHARS}",
             hint="ask a shorter question",
         )
-    check_text(ask.question, field="question")  # empty or blank: refused before the index opens
-    return ask
+    check_text(parsed.question, field="question")  # empty or blank: refused before the index opens
+    return parsed
 
 
 @router.post(
