@@ -181,9 +181,18 @@ def _print_report(report: BenchReport) -> None:
         hist = Table("batch size <=", "batches", title="server batch sizes during the run", box=None)
         previous = 0.0
         for le, cumulative in report.batch_sizes.items():
-            hist.add_row(le, f"{cumulative - previous:,.0f}")
+            hist.add_row(_bucket_label(le), f"{cumulative - previous:,.0f}")
             previous = cumulative
         console.print(hist)
+
+
+def _bucket_label(le: str) -> str:
+    """A histogram bound as a size: Prometheus writes the bucket "1" as "1.0" and the last as "+Inf"."""
+    try:
+        value = float(le)
+    except ValueError:
+        return le
+    return str(int(value)) if value.is_integer() else le
 
 
 def _image_inputs(paths: Sequence[str]) -> list[str]:

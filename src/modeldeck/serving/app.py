@@ -21,21 +21,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .._version import __version__
 from ..config import Settings
 from ..errors import (
-    DeadlineExceededError,
-    InferenceError,
     InputDecodeError,
     InputError,
     ModelDeckError,
     NotFoundError,
     OptionError,
-    OverloadedError,
     ServiceError,
 )
 from .deck import AnyTask, Deck, Deployment, ModelSpec, load_spec, parse_specs
 from .errors import error_body, error_headers, status_for
 from .gallery_routes import add_gallery_routes
 from .limits import BodyLimitMiddleware
-from .metrics import CONTENT_TYPE, ServerMetrics
+from .metrics import CONTENT_TYPE, RequestMetricsMiddleware, ServerMetrics
 from .models import LocalModel, ProcessModel, ServedModel
 from .openai_routes import add_openai_routes
 
@@ -103,6 +100,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
     app.state.deck = Deck(specs)
     app.state.metrics = ServerMetrics()
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware)
     _add_error_handlers(app)
     _add_routes(app)
     add_openai_routes(app)
@@ -239,25 +237,16 @@ def _add_routes(app: FastAPI) -> None:
     ) -> Response:
         state = request.app.state
         deployment: Deployment = state.deck.get(name)
-        started = time.perf_counter()
-        status = 500
-        try:
-            body, form_render = await _read_predict_body(request, _input_kind(deployment))
-            render = render or form_render
-            if render is not None:
-                _check_render(render, deployment, body)
-            response = await _predict(deployment, body, state.settings)
-            if render is not None:
-                one = body.inputs[0] if isinstance(body.inputs, list) else body.inputs
-                response = await _render(response, one, state.settings)
-            status = 200
-            return response
-        except ModelDeckError as exc:
-            status = status_for(exc)
-            raise
-        finally:
-            state.metrics.requests.labels(name, str(status)).inc()
-            state.metrics.request_seconds.labels(name).observe(time.perf_counter() - started)
+        request.state.metrics_model = deployment.name  # RequestMetricsMiddleware labels the response with it
+        body, form_render = await _read_predict_body(request, deployment.input_kind)
+        render = render or form_render
+        if render is not None:
+            _check_render(render, deployment, body)
+        response = await _predict(deployment, body, state.settings)
+        if render is not None:
+            one = body.inputs[0] if isinstance(body.inputs, list) else body.inputs
+            response = await _render(response, one, state.settings)
+        return response
 
 
 async def _predict(deployment: Deployment, body: PredictRequest, settings: Settings) -> Response:
@@ -267,45 +256,19 @@ async def _predict(deployment: Deployment, body: PredictRequest, settings: Setti
     if not inputs:
         raise InputError("inputs is an empty list", hint="send at least one input")
     model.check_options(body.options)
-    metrics = deployment.metrics
-    metrics.items.labels(deployment.name).inc(len(inputs))
-
-    batcher = deployment.batcher
-    if batcher.depth + len(inputs) > settings.max_queue:
-        raise OverloadedError(
-            f"model {deployment.name!r} has {batcher.depth} requests queued (limit {settings.max_queue})",
-            retry_after=batcher.retry_after(),
-        )
     timeout = body.timeout_ms / 1000.0 if body.timeout_ms else settings.request_timeout_s
-    deadline = time.monotonic() + timeout
-    pending = [deployment.submit(raw, body.options, deadline) for raw in inputs]
-    try:
-        answers = await asyncio.wait_for(
-            asyncio.gather(*pending, return_exceptions=True), timeout=max(0.0, deadline - time.monotonic())
-        )
-    except TimeoutError:
-        raise DeadlineExceededError(
-            f"model {deployment.name!r} did not answer within {timeout:.3f}s",
-            hint="raise timeout_ms, send fewer inputs per request, or add capacity",
-        ) from None
-
+    answers = await deployment.answer(inputs, body.options, timeout)
     parts: list[bytes] = []
     for answer in answers:
         if isinstance(answer, bytes):
             parts.append(answer)
             continue
-        error = answer if isinstance(answer, ModelDeckError) else _inference_error(answer)
-        if single or isinstance(error, (ServiceError, OptionError)):
-            raise error  # a lone input, overload, deadline, shutdown or bad options: the request's status
-        metrics.item_errors.labels(deployment.name, error.code).inc()
-        parts.append(to_json(error_body(error)))
+        if single or isinstance(answer, (ServiceError, OptionError)):
+            raise answer  # a lone input, overload, deadline, shutdown or bad options: the request's status
+        deployment.metrics.item_errors.labels(deployment.name, answer.code).inc()
+        parts.append(to_json(error_body(answer)))
     head = b'{"model":%s,"version":%s,"outputs":[' % (to_json(deployment.name), to_json(model.info.version))
     return Response(head + b",".join(parts) + b"]}", media_type="application/json")
-
-
-def _inference_error(exc: BaseException) -> InferenceError:
-    log.error("model failed on one input: %r", exc)
-    return InferenceError(f"the model failed on this input ({type(exc).__name__}: {exc})")
 
 
 # --- predict request bodies: JSON, multipart uploads, raw image bytes ---------------------------------
@@ -346,13 +309,6 @@ _PREDICT_OPENAPI: dict[str, Any] = {
 def _validation_error(exc: ValidationError) -> RequestValidationError:
     # The same shape FastAPI gives a bad JSON body, without holding on to the body itself.
     return RequestValidationError([{k: v for k, v in err.items() if k != "input"} for err in exc.errors()])
-
-
-def _input_kind(deployment: Deployment) -> str:
-    from ..tasks import TASKS
-
-    task = deployment.model.task
-    return str(getattr(TASKS.get(task), "input_kind", "text")) if task in TASKS else "text"
 
 
 async def _read_predict_body(request: Request, input_kind: str = "image") -> tuple[PredictRequest, str | None]:
@@ -418,10 +374,8 @@ async def _read_form(request: Request, input_kind: str) -> tuple[PredictRequest,
 
 
 def _check_render(render: str, deployment: Deployment, body: PredictRequest) -> None:
-    from ..tasks import TASKS
-
     task = deployment.model.task
-    if task not in TASKS or getattr(TASKS.get(task), "input_kind", "text") != "image":
+    if deployment.input_kind != "image":
         raise OptionError(
             f"render={render} draws image results, but model {deployment.name!r} serves the {task} task",
             hint="leave out render",
