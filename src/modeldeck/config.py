@@ -156,7 +156,8 @@ class Settings:
     )
     #: Paths answered without a key.
     auth_exempt: tuple[str, ...] = field(
-        default=("/healthz", "/readyz", "/metrics"), metadata={"env": "MODELDECK_AUTH_EXEMPT", "parse": _parse_names}
+        default=("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/docs/"),
+        metadata={"env": "MODELDECK_AUTH_EXEMPT", "parse": _parse_names},
     )
 
     @classmethod

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -90,6 +91,7 @@ async def run_bench(
     texts: Sequence[str] = _DEFAULT_TEXTS,
     items_per_request: int = 1,
     timeout: float = 60.0,
+    api_key: str | None = None,
 ) -> BenchReport:
     import httpx
 
@@ -105,12 +107,13 @@ async def run_bench(
         json.dumps({"inputs": [texts[(i + j) % len(texts)] for j in range(items_per_request)]}).encode()
         for i in range(len(texts))
     ]
-    requests_raw = itertools.cycle([build_post(endpoint, body)[2] for body in bodies])
+    requests_raw = itertools.cycle([build_post(endpoint, body, api_key=api_key)[2] for body in bodies])
     host, port, _ = build_post(endpoint, b"")
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     sent = 0
-    async with httpx.AsyncClient(timeout=timeout) as client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
         try:
             before = _batch_histogram((await client.get(f"{base}/metrics")).text, model)
         except httpx.HTTPError as exc:
@@ -229,6 +232,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
             requests=args.requests,
             texts=texts or _DEFAULT_TEXTS,
             items_per_request=args.items_per_request,
+            api_key=args.api_key or os.environ.get("MODELDECK_API_KEY") or None,
         )
     )
     if args.json:

@@ -28,6 +28,7 @@ from ..errors import (
     OptionError,
     ServiceError,
 )
+from .auth import ApiKeys, AuthMiddleware
 from .deck import AnyTask, Deck, Deployment, ModelSpec, load_spec, parse_specs
 from .errors import error_body, error_headers, status_for
 from .gallery_routes import add_gallery_routes
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         deck: Deck = app.state.deck
-        loading = asyncio.create_task(_load_deck(deck, loader, settings, app.state.metrics))
+        loading = asyncio.create_task(_load_deck(app, loader, settings))
         try:
             yield
         finally:
@@ -97,10 +98,14 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
         description="Pre-trained models behind one typed task API, with adaptive micro-batching.",
     )
     app.state.settings = settings
-    app.state.deck = Deck(specs)
+    app.state.deck = Deck(specs, allow_failed=settings.allow_failed_models)
+    #: Called when a model fails to load and failures are not allowed; ``serve`` sets it to stop uvicorn.
+    app.state.stop_server = None
     app.state.metrics = ServerMetrics()
+    app.state.auth = ApiKeys.from_settings(settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(AuthMiddleware, keys=app.state.auth)  # added last: runs first
     _add_error_handlers(app)
     _add_routes(app)
     add_openai_routes(app)
@@ -119,17 +124,23 @@ def _build_model(spec: ModelSpec, settings: Settings, loader: Loader | None) -> 
     return LocalModel(load_spec(spec, settings))
 
 
-async def _load_deck(deck: Deck, loader: Loader | None, settings: Settings, metrics: ServerMetrics) -> None:
+async def _load_deck(app: FastAPI, loader: Loader | None, settings: Settings) -> None:
+    deck: Deck = app.state.deck
     for spec in deck.specs:
         started = time.perf_counter()
         try:
             model = await run_in_threadpool(_build_model, spec, settings, loader)
-            deployment = Deployment(spec.alias, model, settings, metrics)
+            deployment = Deployment(spec.alias, model, settings, app.state.metrics)
             await deployment.start()
-        except Exception as exc:  # a model that fails to load must not stop the others
+        except Exception as exc:
             deck.failed[spec.alias] = str(exc)
             log.error("model %s failed to load: %s", spec.alias, exc)
-            continue
+            if settings.allow_failed_models:
+                continue  # serve the others; /readyz and /v1/models report this one as failed
+            log.error("stopping: a served model failed to load (MODELDECK_ALLOW_FAILED_MODELS=1 serves the others)")
+            if app.state.stop_server is not None:
+                app.state.stop_server()
+            return
         deck.deployments[spec.alias] = deployment
         log.info("model %s ready (%s) in %.1fs", spec.alias, model.info.name, time.perf_counter() - started)
 
@@ -182,8 +193,9 @@ def _add_routes(app: FastAPI) -> None:
     @app.get("/readyz", tags=["ops"])
     async def readyz(request: Request) -> Response:
         deck: Deck = request.app.state.deck
+        status = deck.status
         body = {
-            "status": "ready" if deck.ready else ("shutting_down" if deck.shutting_down else "loading"),
+            "status": status,
             "models": {
                 spec.alias: "ready"
                 if spec.alias in deck.deployments
@@ -191,7 +203,7 @@ def _add_routes(app: FastAPI) -> None:
                 for spec in deck.specs
             },
         }
-        return FastJSONResponse(body, status_code=200 if deck.ready else 503)
+        return FastJSONResponse(body, status_code=200 if status in ("ready", "degraded") else 503)
 
     @app.get("/metrics", tags=["ops"])
     async def metrics(request: Request) -> Response:

@@ -307,15 +307,33 @@ def _plain(value: Any) -> Any:
 class Deck:
     """The deployments of one server and their loading state."""
 
-    def __init__(self, specs: Sequence[ModelSpec]) -> None:
+    def __init__(self, specs: Sequence[ModelSpec], *, allow_failed: bool = False) -> None:
         self.specs = list(specs)
+        self.allow_failed = allow_failed
         self.deployments: dict[str, Deployment] = {}
         self.failed: dict[str, str] = {}
         self.shutting_down = False
 
     @property
+    def settled(self) -> bool:
+        """Every model has loaded or failed to."""
+        return len(self.deployments) + len(self.failed) == len(self.specs)
+
+    @property
     def ready(self) -> bool:
         return not self.shutting_down and len(self.deployments) == len(self.specs)
+
+    @property
+    def status(self) -> str:
+        """``ready``, ``loading``, ``shutting_down``, ``failed``, or ``degraded``: every model settled,
+        some failed and the others are served (``allow_failed``)."""
+        if self.shutting_down:
+            return "shutting_down"
+        if self.ready:
+            return "ready"
+        if self.settled:
+            return "degraded" if self.deployments and self.allow_failed else "failed"
+        return "failed" if self.failed and not self.allow_failed else "loading"
 
     def get(self, name: str) -> Deployment:
         if self.shutting_down:

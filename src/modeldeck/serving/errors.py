@@ -6,7 +6,9 @@ import logging
 from typing import Any
 
 from ..errors import (
+    AuthError,
     DeadlineExceededError,
+    ForbiddenError,
     InputError,
     InputTooLargeError,
     ModelDeckError,
@@ -23,6 +25,8 @@ log = logging.getLogger("modeldeck.serving")
 
 # Checked in order: the first matching class wins, so subclasses come before their bases.
 _STATUS: tuple[tuple[type[ModelDeckError], int], ...] = (
+    (ForbiddenError, 403),
+    (AuthError, 401),
     (InputTooLargeError, 413),
     (OptionError, 422),
     (InputError, 422),
