@@ -33,8 +33,8 @@
     │   ├── DeadlineExceededError        MD602
     │   ├── ShuttingDownError            MD603
     │   └── ModelLoadError               MD604  a served model failed to load at start-up
-    ├── AuthError                        MD610  no API key, or a key the server does not accept (401)
-    │   └── ForbiddenError               MD611  the key is valid but not for this route (403)
+    ├── AuthError                        MD800  no API key, or a key the server does not accept (401)
+    │   └── ForbiddenError               MD801  the key is valid but not for this route (403)
     └── JobError                         MD700  a dataset job cannot start or go on (output exists, resume mismatch)
         └── TooManyErrorsError           MD701  more rows failed than max_errors allows
 
@@ -256,11 +256,11 @@ class ModelLoadError(ServiceError):
 
 
 class AuthError(ModelDeckError):
-    code = "MD610"
+    code = "MD800"
 
 
 class ForbiddenError(AuthError):
-    code = "MD611"
+    code = "MD801"
 
 
 class JobError(ModelDeckError):

@@ -41,7 +41,7 @@ def bearer(key: str) -> dict[str, str]:
 def test_routes_need_a_key_and_say_how_to_send_it(keyed):
     url = f"{keyed.url}/v1/models/echo/predict"
     missing = httpx.post(url, json={"inputs": "a"})
-    assert missing.status_code == 401 and missing.json()["error"]["code"] == "MD610"
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "MD800"
     assert "Authorization: Bearer" in missing.json()["error"]["message"]
     assert missing.headers["www-authenticate"].startswith("Bearer")
     wrong = httpx.post(url, json={"inputs": "a"}, headers=bearer("k-wrong-0123456789"))
@@ -56,7 +56,7 @@ def test_routes_need_a_key_and_say_how_to_send_it(keyed):
 def test_gallery_writes_need_a_gallery_key(keyed):
     url = f"{keyed.url}/v1/gallery/people/ada/images"
     forbidden = httpx.post(url, json={"images": []}, headers=bearer(KEY))
-    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "MD611"
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "MD801"
     assert "MODELDECK_GALLERY_KEYS" in forbidden.json()["error"]["message"]
     assert httpx.delete(f"{keyed.url}/v1/gallery/people/ada", headers=bearer(KEY)).status_code == 403
     # The gallery key gets past the check (the empty enrolment is then the route's own 4xx).
