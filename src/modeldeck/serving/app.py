@@ -30,6 +30,7 @@ from ..errors import (
 )
 from .auth import ApiKeys, AuthMiddleware
 from .deck import AnyTask, Deck, Deployment, ModelSpec, load_spec, parse_specs
+from .docs import add_docs
 from .errors import error_body, error_headers, status_for
 from .gallery_routes import add_gallery_routes
 from .limits import BodyLimitMiddleware
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
         version=__version__,
         lifespan=lifespan,
         description="Pre-trained models behind one typed task API, with adaptive micro-batching.",
+        docs_url=None,  # served by add_docs from the package's own assets
+        redoc_url=None,  # ReDoc has no offline bundle here; /docs covers it
     )
     app.state.settings = settings
     app.state.deck = Deck(specs, allow_failed=settings.allow_failed_models)
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
     app.add_middleware(AuthMiddleware, keys=app.state.auth)  # added last: runs first
     _add_error_handlers(app)
     _add_routes(app)
+    add_docs(app)
     add_openai_routes(app)
     add_gallery_routes(app)
     return app
