@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +31,7 @@ from ..errors import (
 from .auth import ApiKeys, AuthMiddleware
 from .deck import AnyTask, Deck, Deployment, ModelSpec, load_spec, parse_specs
 from .docs import add_docs
-from .errors import error_body, error_headers, status_for
+from .errors import error_body, error_headers, error_responses, status_for
 from .gallery_routes import add_gallery_routes
 from .limits import BodyLimitMiddleware
 from .metrics import CONTENT_TYPE, RequestMetricsMiddleware, ServerMetrics
@@ -165,7 +165,12 @@ def _add_error_handlers(app: FastAPI) -> None:
             error = NotFoundError(f"no route {request.url.path!r}", hint="see /docs for the routes")
         else:
             error = InputError(str(exc.detail))
-        return FastJSONResponse(error_body(error), status_code=exc.status_code, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; a path served by several
+            # routes (GET and DELETE of one resource) allows the methods of all of them.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return FastJSONResponse(error_body(error), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -185,6 +190,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         return FastJSONResponse(error_body(error), status_code=400 if "JSON" in error.message else 422)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        methods = getattr(route, "methods", None)
+        if methods and route.matches(request.scope)[0] is not Match.NONE:
+            allowed |= methods
+    return sorted(allowed)
+
+
 def _add_routes(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
@@ -194,7 +210,12 @@ def _add_routes(app: FastAPI) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        responses={200: {"description": "every model is loaded (or, with failures allowed, settled)"},
+                   503: {"description": "loading, a model failed to load, or shutting down"}},
+    )  # fmt: skip
     async def readyz(request: Request) -> Response:
         deck: Deck = request.app.state.deck
         status = deck.status
@@ -209,7 +230,12 @@ def _add_routes(app: FastAPI) -> None:
         }
         return FastJSONResponse(body, status_code=200 if status in ("ready", "degraded") else 503)
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+    )
     async def metrics(request: Request) -> Response:
         server_metrics: ServerMetrics = request.app.state.metrics
         for name, deployment in request.app.state.deck.deployments.items():
@@ -217,7 +243,7 @@ def _add_routes(app: FastAPI) -> None:
             server_metrics.observe_worker(name, getattr(deployment.model, "pid", None))
         return Response(server_metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/v1/models", tags=["models"])
+    @app.get("/v1/models", tags=["models"], responses=error_responses(401))
     async def list_models(request: Request) -> dict[str, Any]:
         deck: Deck = request.app.state.deck
         models = []
@@ -234,7 +260,7 @@ def _add_routes(app: FastAPI) -> None:
         ]  # fmt: skip
         return {"models": models, "object": "list", "data": data}
 
-    @app.get("/v1/models/{name}", tags=["models"])
+    @app.get("/v1/models/{name}", tags=["models"], responses=error_responses(401, 404, 422, 503))
     async def show_model(name: str, request: Request) -> Response:
         return FastJSONResponse(request.app.state.deck.get(name).detail())
 
@@ -244,7 +270,10 @@ def _add_routes(app: FastAPI) -> None:
         response_model=PredictResponse,
         description=_PREDICT_DESCRIPTION,
         openapi_extra=_PREDICT_OPENAPI,
-        responses={200: {"content": {"image/png": {}}, "description": "JSON outputs, or with render=png the image"}},
+        responses={
+            200: {"content": {"image/png": {}}, "description": "JSON outputs, or with render=png the image"},
+            **error_responses(400, 401, 404, 413, 422, 429, 500, 503, 504),
+        },
     )
     async def predict(
         name: str,

@@ -32,7 +32,7 @@ from ..errors import (
     OptionError,
 )
 from .deck import Deck, Deployment, StreamEnd
-from .errors import error_headers, status_for
+from .errors import error_headers, error_responses, status_for
 
 __all__ = ["add_openai_routes"]
 
@@ -147,6 +147,35 @@ class EmbeddingRequest(_Request):
     input: str | list[str]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
+
+
+class _OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """OpenAI's error shape, which its clients parse."""
+
+    error: _OpenAIErrorDetail
+
+
+def _route_docs(body: type[BaseModel]) -> dict[str, Any]:
+    """The request body these routes read themselves, and the errors they answer, for the OpenAPI document."""
+    return {
+        "openapi_extra": {
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body.model_json_schema()}}}
+        },
+        "responses": {
+            200: {"description": "OpenAI's response object (with stream: true, server-sent events)",
+                  "content": {"application/json": {"schema": {"type": "object"}},
+                              "text/event-stream": {"schema": {"type": "string"}}}},
+            **error_responses(400, 404, 429, 500, 503, 504, model=OpenAIErrorBody),
+            **error_responses(401, 413),
+        },
+    }  # fmt: skip
 
 
 def _error_type(status: int) -> str:
@@ -303,7 +332,7 @@ async def _stream(
 def add_openai_routes(app: FastAPI) -> None:
     """Add ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` to ``app``."""
 
-    @app.post("/v1/chat/completions", tags=["openai"])
+    @app.post("/v1/chat/completions", tags=["openai"], **_route_docs(ChatCompletionRequest))
     async def chat_completions(request: Request) -> Response:
         try:
             body: ChatCompletionRequest = await _parse(request, ChatCompletionRequest)
@@ -348,7 +377,7 @@ def add_openai_routes(app: FastAPI) -> None:
             }
         )
 
-    @app.post("/v1/completions", tags=["openai"])
+    @app.post("/v1/completions", tags=["openai"], **_route_docs(CompletionRequest))
     async def completions(request: Request) -> Response:
         try:
             body: CompletionRequest = await _parse(request, CompletionRequest)
@@ -397,7 +426,7 @@ def add_openai_routes(app: FastAPI) -> None:
             }
         )
 
-    @app.post("/v1/embeddings", tags=["openai"])
+    @app.post("/v1/embeddings", tags=["openai"], **_route_docs(EmbeddingRequest))
     async def embeddings(request: Request) -> Response:
         try:
             body: EmbeddingRequest = await _parse(request, EmbeddingRequest)
