@@ -156,13 +156,13 @@ class Deployment:
             raise OverloadedError(
                 f"model {self.name!r} is busy: this request would wait about {wait:.2f}s in its queue, over the "
                 f"limit of {self.max_queue_wait_s:.2f}s (MODELDECK_MAX_QUEUE_WAIT_MS)",
-                retry_after=wait - self.max_queue_wait_s,
+                retry_after=max(0.1, wait - self.max_queue_wait_s),
             )
         if wait > left:
             raise OverloadedError(
                 f"model {self.name!r} is busy: this request would wait about {wait:.2f}s in its queue, "
                 f"past its deadline ({left:.2f}s left)",
-                retry_after=wait - left,
+                retry_after=max(0.1, wait - left),
             )
 
     async def answer(
@@ -267,6 +267,7 @@ class Deployment:
         }
 
     def detail(self) -> dict[str, Any]:
+        wait = self.batcher.expected_wait(1)
         return {
             **self.describe(),
             **self.model.describe(),
@@ -274,7 +275,9 @@ class Deployment:
                 "max_batch_size": self.settings.max_batch_size,
                 "max_wait_ms": self.settings.max_wait_ms,
                 "max_queue": self.settings.max_queue,
+                "max_queue_wait_ms": self.max_queue_wait_s * 1000.0,
                 "queue_depth": self.batcher.depth,
+                "expected_wait_ms": None if wait is None else wait * 1000.0,
                 "stats": _plain(self.batcher.stats),
             },
             **({"streams": dict(self.streams)} if getattr(self.model, "supports_streaming", False) else {}),
