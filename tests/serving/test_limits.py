@@ -299,3 +299,21 @@ def test_requests_are_counted_under_the_status_the_client_saw(live, echo_task, t
     assert 'modeldeck_requests_total{model="echo",status="422"} 2.0' in metrics
     assert 'modeldeck_requests_total{model="echo",status="200"} 1.0' in metrics
     assert 'status="500"' not in metrics
+
+
+def test_gallery_images_over_the_pixel_limit_are_413_before_any_face_work(live, echo_task, tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 20)).save(buffer, format="PNG")
+    image = base64.b64encode(buffer.getvalue()).decode()
+    gallery = tmp_path / "team.db"
+    server = start(live, echo_task, tmp_path, gallery=str(gallery), max_request_pixels="gallery=100")
+    enrol = httpx.post(f"{server.url}/v1/gallery/people/ada/images", json={"images": [image]}, timeout=30)
+    assert enrol.status_code == 413 and "400 pixels" in enrol.text, enrol.text
+    identify = httpx.post(f"{server.url}/v1/gallery/identify", json={"image": image}, timeout=30)
+    assert identify.status_code == 413
+    assert not gallery.exists()  # refused before the gallery (and its face model) was opened

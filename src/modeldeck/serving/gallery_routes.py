@@ -22,6 +22,7 @@ from ..config import Settings
 from ..errors import EmptyInputError, GalleryNotFoundError, InputDecodeError, InputTypeError, OptionError
 from ..images import decode_base64
 from .errors import error_responses
+from .limits import InputLimits
 
 if TYPE_CHECKING:
     from ..gallery import Gallery
@@ -147,6 +148,13 @@ async def _read_images(request: Request, *, many: bool) -> tuple[list[bytes], li
     return images, [str(s) for s in sources], fields
 
 
+def _check_sizes(request: Request, images: list[bytes]) -> None:
+    """The served face-embed limits (serving/limits.py), checked from each header before any face work."""
+    limits = InputLimits("gallery", "face-embed", "image", request.app.state.settings)
+    for image in images:
+        limits.check(image)
+
+
 def _flag(fields: dict[str, Any], name: str) -> bool:
     value = fields.pop(name, False)
     if isinstance(value, bool):
@@ -190,6 +198,7 @@ def add_gallery_routes(app: FastAPI) -> None:
     async def enroll(name: str, request: Request) -> JSONResponse:
         """Enroll photos of ``name`` (multipart files, or JSON ``{"images": [base64...], "largest": false}``)."""
         images, sources, fields = await _read_images(request, many=True)
+        _check_sizes(request, images)
         largest = _flag(fields, "largest")
         _no_extra(fields, "images, sources, largest")
         if not images:
@@ -210,6 +219,7 @@ def add_gallery_routes(app: FastAPI) -> None:
     async def identify(request: Request) -> dict[str, Any]:
         """Identify the faces of one photo (multipart file, or JSON ``{"image": base64, "top_k": 5}``)."""
         images, _, fields = await _read_images(request, many=False)
+        _check_sizes(request, images)
         top_k = _number(fields, "top_k", int, 5)
         threshold = _number(fields, "threshold", float, None)
         largest = _flag(fields, "largest")
