@@ -4,8 +4,9 @@
 
 For each task, a fresh process (as a worker is) loads the default model, then answers one input
 at the served limit (serving/limits.py) in its worst case: text that is one token per character
-(punctuation), an image of noise (JPEG) at the pixel limit, two of them for face-verify. Printed:
-CPU seconds of that one input and the process's peak RSS before and after. Written to
+(punctuation); a photo with a face (scikit-image's astronaut, scaled up, JPEG) at the pixel limit,
+the same pair for face-verify, so every stage runs. After a warm-up on a small input, printed: CPU
+seconds of that one input and the process's peak RSS before and after it. Written to
 .bench/request-cost.json.
 """
 
@@ -40,16 +41,21 @@ if task_name in TASK_TEXT_CHARS:
     what = f"{size:,} characters"
 else:
     from PIL import Image
-    pixels = limits.max_pixels
-    side = int(pixels ** 0.5)
-    noise = np.random.default_rng(0).integers(0, 255, (side, side, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(noise).save(buffer, format="JPEG", quality=85)
-    raw = buffer.getvalue()
+    from skimage import data
+
+    def jpeg(side):
+        buffer = io.BytesIO()
+        Image.fromarray(data.astronaut()).resize((side, side)).save(buffer, format="JPEG", quality=90)
+        return buffer.getvalue()
+
+    side = int(limits.max_pixels ** 0.5)
+    raw, small = jpeg(side), jpeg(512)
     what = f"{side}x{side} = {side * side / 1e6:.1f} MP"
     if task_name == "face-verify":
-        raw, what = [raw, raw], f"2 x {what}"
-task.predict_each([raw if task_name != "embed" else "warm up"])  # first-call costs are not the input's
+        raw, small, what = [raw, raw], [small, small], f"2 x {what}"
+if task_name in TASK_TEXT_CHARS:
+    small = "A short warm-up sentence."
+task.predict_each([small])  # first-call costs (lazy imports, allocations) are not the input's
 before = peak_mib()
 cpu = time.process_time()
 wall = time.perf_counter()

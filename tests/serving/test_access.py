@@ -183,3 +183,17 @@ def test_modeldeck_bench_sends_its_key(keyed, monkeypatch, capsys):
     assert report.ok == 6 and report.errors == {}
     monkeypatch.setenv("MODELDECK_API_KEY", KEY)
     assert main(["bench", "--url", keyed.url, "--model", "echo", "--requests", "4", "--json"]) == 0
+
+
+def test_the_openapi_document_declares_the_bearer_scheme_when_keys_are_on(keyed, live, echo_task, tmp_path):
+    spec = httpx.get(f"{keyed.url}/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["apiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "a key from MODELDECK_API_KEYS, as Authorization: Bearer <key>",
+    }
+    assert spec["paths"]["/v1/models/{name}/predict"]["post"]["security"] == [{"apiKey": []}]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+    open_server = LiveServer(create_app(echo_settings(tmp_path / "open"), loader=lambda spec: echo_task)).start()
+    live.append(open_server)
+    assert "securitySchemes" not in httpx.get(f"{open_server.url}/openapi.json").json().get("components", {})

@@ -29,8 +29,15 @@ expected-statuses = ["2xx", "400", "401", "403", "404", "413", "422", "429", "50
 """
 
 
-def test_schemathesis_finds_no_failure_with_every_check(live, echo_task, tmp_path):
-    settings = echo_settings(tmp_path, gallery=str(tmp_path / "team.db"))
+_KEY = "k-schemathesis-0123456789"
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["open", "with-api-keys"])
+def test_schemathesis_finds_no_failure_with_every_check(live, echo_task, tmp_path, keyed):
+    # With keys, the document declares the bearer scheme and schemathesis also checks that
+    # requests without the key are refused (ignored_auth).
+    keys = {"api_keys": _KEY} if keyed else {}
+    settings = echo_settings(tmp_path, gallery=str(tmp_path / "team.db"), **keys)
     server = LiveServer(create_app(settings, loader=lambda spec: echo_task)).start()
     live.append(server)
     server.wait_ready()
@@ -46,6 +53,7 @@ def test_schemathesis_finds_no_failure_with_every_check(live, echo_task, tmp_pat
         "--seed", "1",
         "--workers", "1",
         "--suppress-health-check", "all",
+        *(["--header", f"Authorization: Bearer {_KEY}"] if keyed else []),
     ]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, timeout=280, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

@@ -28,7 +28,7 @@ from ..errors import (
     OptionError,
     ServiceError,
 )
-from .auth import ApiKeys, AuthMiddleware
+from .auth import ApiKeys, AuthMiddleware, document_keys
 from .deck import AnyTask, Deck, Deployment, ModelSpec, load_spec, parse_specs
 from .docs import add_docs
 from .errors import error_body, error_headers, error_responses, status_for
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
     _add_error_handlers(app)
     _add_routes(app)
     add_docs(app)
+    document_keys(app, app.state.auth)
     add_openai_routes(app)
     add_gallery_routes(app)
     return app

@@ -14,7 +14,9 @@ import ipaddress
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from fastapi import FastAPI
 from pydantic_core import to_json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -22,7 +24,7 @@ from ..config import Settings
 from ..errors import AuthError, ConfigError, ForbiddenError
 from .errors import error_body, status_for
 
-__all__ = ["ApiKeys", "AuthMiddleware", "warn_if_exposed"]
+__all__ = ["ApiKeys", "AuthMiddleware", "document_keys", "warn_if_exposed"]
 
 log = logging.getLogger("modeldeck.serving")
 
@@ -159,3 +161,27 @@ def warn_if_exposed(settings: Settings, keys: ApiKeys) -> bool:
         settings.host,
     )
     return True
+
+
+def document_keys(app: FastAPI, keys: ApiKeys) -> None:
+    """Declare the bearer scheme in the OpenAPI document (Swagger UI's Authorize button) when keys are on."""
+    if not keys.enabled:
+        return
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["apiKey"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "a key from MODELDECK_API_KEYS, as Authorization: Bearer <key>",
+        }
+        for path, operations in schema.get("paths", {}).items():
+            if not keys.exempt(path):
+                for operation in operations.values():
+                    operation["security"] = [{"apiKey": []}]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
