@@ -113,6 +113,8 @@ def test_images_are_checked_from_their_header_before_queueing():
         InputLimits("detect", "detect", "image", settings).check(b"not an image at all")
     assert InputLimits("face-detect", "face-detect", "image", Settings.from_env({})).max_pixels == 8_000_000
     assert InputLimits("embed", "embed", "text", Settings.from_env({})).max_chars == 10_000
+    assert InputLimits("ner", "ner", "text", Settings.from_env({})).max_chars == 40_000
+    assert InputLimits("ner", "ner", "text", Settings.from_env({}, max_text_chars=500)).max_chars == 500
     assert InputLimits("big", "embed", "text", Settings.from_env({}, max_request_chars="big=50000")).max_chars == 50_000
 
 
@@ -317,3 +319,16 @@ def test_gallery_images_over_the_pixel_limit_are_413_before_any_face_work(live, 
     identify = httpx.post(f"{server.url}/v1/gallery/identify", json={"image": image}, timeout=30)
     assert identify.status_code == 413
     assert not gallery.exists()  # refused before the gallery (and its face model) was opened
+
+
+def test_long_runs_without_spaces_reach_spacy_in_short_pieces():
+    from modeldeck.tasks._spacy import RUN_CHARS
+
+    runtime = SimpleNamespace(max_length=1_000_000)
+    text = "Tim Cook visited Paris. " + ".," * 2000 + " Then he left."
+    item = split_for_spacy(text, runtime)  # type: ignore[arg-type]
+    assert "".join(piece for _, piece in item.pieces) == text
+    assert all(text[offset : offset + len(piece)] == piece for offset, piece in item.pieces)
+    assert max(len(piece) for _, piece in item.pieces) <= RUN_CHARS  # spaCy's tokenizer is quadratic in a run
+    plain = "word " * 1000
+    assert split_for_spacy(plain, runtime).pieces == ((0, plain),)  # ordinary text stays whole  # type: ignore[arg-type]

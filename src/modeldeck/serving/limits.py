@@ -23,9 +23,10 @@ from .errors import error_body
 
 __all__ = ["TASK_IMAGE_PIXELS", "TASK_TEXT_CHARS", "BodyLimitMiddleware", "InputLimits", "check_count"]
 
-#: Default longest text per input where the cost grows with the text: 10,000 characters of
-#: punctuation cost ner and parse about 4.5 s of CPU and embed about 4 s (100,000 took ner 45 s and 2.1 GB).
-TASK_TEXT_CHARS: Mapping[str, int] = {"embed": 10_000, "ner": 10_000, "parse": 10_000}
+#: Default longest text per input where the cost grows with the text. Worst case (one token per
+#: character), worker CPU: ner 2.7 s and parse 3.2 s for 40,000 characters, embed 4.0 s for 10,000
+#: (``python benchmarks/request_cost.py``).
+TASK_TEXT_CHARS: Mapping[str, int] = {"embed": 10_000, "ner": 40_000, "parse": 40_000}
 #: Default largest image per input for the dlib face tasks (HOG: about 0.4 s of CPU per megapixel;
 #: face-verify reads two images).
 TASK_IMAGE_PIXELS: Mapping[str, int] = {"face-detect": 8_000_000, "face-embed": 8_000_000, "face-verify": 4_000_000}
