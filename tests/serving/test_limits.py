@@ -332,3 +332,24 @@ def test_long_runs_without_spaces_reach_spacy_in_short_pieces():
     assert max(len(piece) for _, piece in item.pieces) <= RUN_CHARS  # spaCy's tokenizer is quadratic in a run
     plain = "word " * 1000
     assert split_for_spacy(plain, runtime).pieces == ((0, plain),)  # ordinary text stays whole  # type: ignore[arg-type]
+
+
+def test_an_item_stopped_by_an_earlier_deadline_in_its_batch_is_run_again(monkeypatch):
+    from modeldeck.serving import models
+    from modeldeck.tasks._deadline import check_deadline
+
+    clock = _FakeTime()
+    monkeypatch.setattr(models, "time", clock)
+    monkeypatch.setattr(_deadline, "time", clock)
+
+    class Chunked(EchoTask):
+        def forward(self, batch):  # each call is one chunk of work that takes 2 s
+            clock.now += 2.0
+            check_deadline()
+            return super().forward(batch)
+
+    task = Chunked(echo_info())
+    outputs = run_items(task, [("hurried", {}, None, 1.0), ("patient", {}, None, 100.0)])
+    assert isinstance(outputs[0], DeadlineExceededError)
+    assert json.loads(outputs[1]) == {"text": "patient"}  # stopped with the batch, then run under its own deadline
+    assert task.batches == [1]  # only the rerun got through its chunk

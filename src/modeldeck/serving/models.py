@@ -145,7 +145,7 @@ def run_items(task: AnyTask, items: Sequence[tuple[Any, ...]]) -> list[Output]:
             if deadline is not None:
                 deadlines.append(deadline)
     # Chunked work stops at the earliest deadline of the batch; items stopped before their own
-    # deadline (they shared a forward with an earlier one) are run again below, without it.
+    # deadline (they shared a forward with an earlier one) are run again below, under theirs.
     with deadline_scope(min(deadlines) if deadlines else None):
         results = iter(task.run_batch(pairs))
     outputs: list[Output] = []
@@ -158,7 +158,7 @@ def run_items(task: AnyTask, items: Sequence[tuple[Any, ...]]) -> list[Output]:
         if isinstance(result, DeadlineExceededError) and _deadline_of(items[index]) > time.monotonic():
             again.append(index)
         outputs.append(result if isinstance(result, ModelDeckError) else to_json(result.to_dict()))
-    if again:
+    if again and len(again) < len(pairs):  # each round leaves out at least the earliest deadline
         for index, output in zip(again, run_items(task, [items[i] for i in again]), strict=True):
             outputs[index] = output
     return outputs
