@@ -150,11 +150,12 @@ def run_memory(duration: float, warmup: float = 30.0) -> dict[str, Any]:
 
 
 def _retry_after(body: bytes) -> float:
-    # The load generator's minimal client returns no headers; the message carries the same figure.
+    # The load generator's minimal client returns no headers; the message carries the same figure,
+    # which the Retry-After header gives in whole seconds, at least 1.
     import re
 
     found = re.search(rb"retry in ([0-9.]+)s", body)
-    return float(found.group(1)) if found else 1.0
+    return float(max(1, round(float(found.group(1))))) if found else 1.0
 
 
 async def _closed_loop(url: str, clients: int, duration: float, texts: list[str]) -> dict[str, Any]:
