@@ -8,6 +8,7 @@
     │   ├── EmptyInputError              MD101
     │   ├── InputTypeError               MD102
     │   ├── InputTooLargeError           MD103
+    │   │   └── WorkerBudgetError        MD106  one input ran its worker past a time or memory budget
     │   ├── InputDecodeError             MD104
     │   ├── OptionError                  MD110  unknown option or invalid option value
     │   ├── NoFaceError                  MD150  an image holds no face where one was needed
@@ -30,7 +31,10 @@
     ├── ServiceError                     MD600
     │   ├── OverloadedError              MD601  queue full; carries retry_after seconds
     │   ├── DeadlineExceededError        MD602
-    │   └── ShuttingDownError            MD603
+    │   ├── ShuttingDownError            MD603
+    │   └── ModelLoadError               MD604  a served model failed to load at start-up
+    ├── AuthError                        MD800  no API key, or a key the server does not accept (401)
+    │   └── ForbiddenError               MD801  the key is valid but not for this route (403)
     └── JobError                         MD700  a dataset job cannot start or go on (output exists, resume mismatch)
         └── TooManyErrorsError           MD701  more rows failed than max_errors allows
 
@@ -46,6 +50,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "AuthError",
     "BatchContractError",
     "ChecksumError",
     "ConfigError",
@@ -55,6 +60,7 @@ __all__ = [
     "DocumentIndexNotFoundError",
     "DownloadError",
     "EmptyInputError",
+    "ForbiddenError",
     "GalleryModelMismatchError",
     "GalleryNotFoundError",
     "InferenceError",
@@ -65,6 +71,7 @@ __all__ = [
     "JobError",
     "ManifestError",
     "ModelDeckError",
+    "ModelLoadError",
     "ModelNotInstalledError",
     "MultipleFacesError",
     "NoFaceError",
@@ -79,6 +86,7 @@ __all__ = [
     "UnknownModelError",
     "UnknownNameError",
     "UnsafeModelFileError",
+    "WorkerBudgetError",
 ]
 
 
@@ -130,6 +138,10 @@ class InputTypeError(InputError):
 
 class InputTooLargeError(InputError):
     code = "MD103"
+
+
+class WorkerBudgetError(InputTooLargeError):
+    code = "MD106"
 
 
 class InputDecodeError(InputError):
@@ -241,6 +253,18 @@ class DeadlineExceededError(ServiceError):
 
 class ShuttingDownError(ServiceError):
     code = "MD603"
+
+
+class ModelLoadError(ServiceError):
+    code = "MD604"
+
+
+class AuthError(ModelDeckError):
+    code = "MD800"
+
+
+class ForbiddenError(AuthError):
+    code = "MD801"
 
 
 class JobError(ModelDeckError):
