@@ -51,4 +51,6 @@ for _task in ("face-embed", "face-verify"):
     BACKENDS.register(_task, "dlib", "modeldeck.tasks.faces._embedders:DlibEmbedder")
     BACKENDS.register(_task, "torch", "modeldeck.tasks.faces._embedders:FacenetEmbedder")
     BACKENDS.register(_task, "onnxruntime", "modeldeck.tasks.faces._embedders:OnnxEmbedder")
+TASKS.register("classify-image", "modeldeck.tasks.classify_image:ClassifyImageTask")
+BACKENDS.register("classify-image", "torchvision", "modeldeck.tasks._image_classifiers:TorchvisionClassifier")
 del _task
