@@ -21,7 +21,7 @@ from modeldeck.errors import ConfigError, InputDecodeError, OptionError, UnsafeM
 from modeldeck.images import load_image
 from modeldeck.runtimes.torchvision_classify import save_classifier_folder
 from modeldeck.store import ModelStore
-from modeldeck.tasks.classify import ClassifyResult
+from modeldeck.tasks.classify import ClassifyResult, Label
 from modeldeck.tasks.classify_image import ClassifyImageTask, imagenet_classes
 
 PHOTOS = {"astronaut": data.astronaut(), "coffee": data.coffee(), "chelsea": data.chelsea()}
@@ -173,3 +173,18 @@ def test_imported_into_the_store(folder: Path, tmp_path: Path) -> None:
     task: Any = modeldeck.load("classify-image", model="my-resnet", settings=settings)
     assert task.info.name == "my-resnet"
     assert task(PHOTOS["coffee"]).labels[0].label in imagenet_classes()
+
+
+def test_draw_tags_the_top_label_in_the_corner() -> None:
+    from modeldeck._draw import colour_for, draw
+
+    grey = np.full((120, 200, 3), 128, dtype=np.uint8)
+    result = ClassifyResult((Label("tabby", 0.91), Label("tiger cat", 0.05)))
+    out = np.asarray(draw(grey, result))
+    tag = out[:40, :120]
+    assert (tag == colour_for(0)).all(axis=2).sum() > 200  # the tag's fill, in the corner
+    assert (out[60:, :] == 128).all()  # nothing else drawn
+    assert (np.asarray(draw(grey, result.to_dict())) == out).all()  # the dict form draws the same
+    assert (np.asarray(draw(grey, ClassifyResult(()))) == grey).all()  # nothing to tag
+    plain = np.asarray(draw(grey, result, scores=False))
+    assert (plain != out).any()  # "tabby" alone is a shorter tag than "tabby 0.91"
