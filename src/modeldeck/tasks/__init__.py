@@ -51,4 +51,11 @@ for _task in ("face-embed", "face-verify"):
     BACKENDS.register(_task, "dlib", "modeldeck.tasks.faces._embedders:DlibEmbedder")
     BACKENDS.register(_task, "torch", "modeldeck.tasks.faces._embedders:FacenetEmbedder")
     BACKENDS.register(_task, "onnxruntime", "modeldeck.tasks.faces._embedders:OnnxEmbedder")
+# Models you bring: named tensors in and out, on each framework that has a signature.
+TASKS.register("tensor", "modeldeck.tasks.tensor:TensorTask")
+BACKENDS.register("tensor", "keras", "modeldeck.tasks.tensor:KerasTensorBackend")
+BACKENDS.register("tensor", "tensorflow", "modeldeck.tasks.tensor:SavedModelTensorBackend")
+BACKENDS.register("tensor", "torchscript", "modeldeck.tasks.tensor:TorchScriptTensorBackend")
+BACKENDS.register("tensor", "torch-export", "modeldeck.tasks.tensor:TorchExportTensorBackend")
+BACKENDS.register("tensor", "onnxruntime", "modeldeck.tasks.tensor:OnnxTensorBackend")
 del _task
