@@ -61,4 +61,9 @@ BACKENDS.register("tensor", "onnxruntime", "modeldeck.tasks.tensor:OnnxTensorBac
 # Image classification
 TASKS.register("classify-image", "modeldeck.tasks.classify_image:ClassifyImageTask")
 BACKENDS.register("classify-image", "torchvision", "modeldeck.tasks._image_classifiers:TorchvisionClassifier")
+BACKENDS.register("classify-image", "keras", "modeldeck.tasks._image_classifiers:KerasClassifier")
+BACKENDS.register("classify-image", "tensorflow", "modeldeck.tasks._image_classifiers:SavedModelClassifier")
+BACKENDS.register("classify-image", "torchscript", "modeldeck.tasks._image_classifiers:TorchScriptClassifier")
+BACKENDS.register("classify-image", "torch-export", "modeldeck.tasks._image_classifiers:TorchExportClassifier")
+BACKENDS.register("classify-image", "onnxruntime", "modeldeck.tasks._image_classifiers:OnnxClassifier")
 del _task

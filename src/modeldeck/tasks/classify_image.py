@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from pydantic import Field
@@ -28,9 +28,6 @@ from ._image_task import ImageTask
 from .base import InputKind, Options
 from .classify import ClassifyResult, Label
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
 __all__ = [
     "ClassifyImageOptions",
     "ClassifyImageTask",
@@ -40,7 +37,9 @@ __all__ = [
     "imagenet_classes",
 ]
 
-ScoreKind = Literal["logits", "probabilities"]
+#: What a classifier's scores are: logits (the task applies a softmax), probabilities, or "auto":
+#: a row that is already a distribution (non-negative, summing to 1) is taken as probabilities.
+ScoreKind = Literal["logits", "probabilities", "auto"]
 
 
 @cache
@@ -65,12 +64,17 @@ class ImageClassifier(Backend, Protocol):
     #: Class names in output order; ``len(labels)`` is the model's number of outputs.
     labels: tuple[str, ...]
     preprocessing: ImagePreprocessing
-    #: Whether ``classify`` returns logits (softmax applied by the task) or probabilities.
+    #: Whether ``classify`` returns logits (softmax applied by the task), probabilities, or "auto".
     scores: ScoreKind
 
     def classify(self, batch: np.ndarray) -> np.ndarray:
         """(N, C, H, W) or (N, H, W, C) float32 per ``preprocessing.layout`` -> (N, len(labels)) scores."""
         ...
+
+
+def is_distribution(scores: np.ndarray) -> bool:
+    """Non-negative scores that sum to 1: a model that ends in a softmax (Keras applications do)."""
+    return bool(scores.size) and bool((scores >= 0).all()) and abs(float(scores.sum()) - 1.0) <= 1e-4
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -84,6 +88,8 @@ class ClassifyImageTask(ImageTask[np.ndarray, np.ndarray, ClassifyResult, Classi
     result_type: ClassVar[type] = ClassifyResult
     input_kind: ClassVar[InputKind] = "image"
     default_batch_size: ClassVar[int] = 16
+    #: Keras: ``safe_mode=False`` opts in to Lambda layers; SavedModel: which ``signature`` to run.
+    load_args: ClassVar[frozenset[str]] = frozenset({"safe_mode", "signature"})
     backend: ImageClassifier
 
     def __init__(self, info: ModelInfo, backend: ImageClassifier | None = None, **kwargs: Any) -> None:
@@ -116,7 +122,10 @@ class ClassifyImageTask(ImageTask[np.ndarray, np.ndarray, ClassifyResult, Classi
 
     def postprocess(self, raw: np.ndarray, encoded: np.ndarray, options: ClassifyImageOptions) -> ClassifyResult:
         values = raw.astype(np.float64)
-        probs = softmax(values) if self.backend.scores == "logits" else values
+        kind = self.backend.scores
+        if kind == "auto":
+            kind = "probabilities" if is_distribution(values) else "logits"
+        probs = softmax(values) if kind == "logits" else values
         order = np.argsort(-probs, kind="stable")[: options.top_k]
         labels = self.backend.labels
         return ClassifyResult(tuple(Label(labels[i], float(probs[i])) for i in order if probs[i] >= options.min_score))
@@ -156,8 +165,3 @@ def card_scores(value: object, *, where: str, default: ScoreKind = "logits") -> 
     if value not in ("logits", "probabilities"):
         raise ConfigError(f'{where}: \'scores\' must be "logits" or "probabilities", got {value!r}')
     return value  # type: ignore[return-value]
-
-
-def merged_card(info: ModelInfo, sidecar: Mapping[str, Any]) -> dict[str, Any]:
-    """The model's sidecar with the catalog card's keys over it (the catalog wins, as for detectors)."""
-    return {**sidecar, **dict(info.card)}
