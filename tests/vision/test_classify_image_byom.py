@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
 import torch
 import torchvision
-from onnx import TensorProto, helper, numpy_helper
 from skimage import data
 from torchvision.models import ResNet18_Weights
 
@@ -23,6 +21,8 @@ from modeldeck.runtimes.keras import DEFAULT_BACKEND, _import_keras
 from modeldeck.tasks._image_classifiers import keras_family
 from modeldeck.tasks._image_prep import KERAS_FAMILIES, keras_preprocessing, preprocess_image, resize_image
 from modeldeck.tasks.classify_image import ClassifyImageTask, imagenet_classes
+
+from .classifier_graphs import BIAS, CLASSES, SIDECAR, WEIGHTS, colour_graph
 
 PHOTOS = {"astronaut": data.astronaut(), "coffee": data.coffee(), "chelsea": data.chelsea()}
 TORCHVISION_SIDECAR = {
@@ -108,31 +108,6 @@ def test_torchscript_pickle_is_refused(resnet18: torch.nn.Module, tmp_path: Path
 
 # -- ONNX: a small graph built here, its answer computed with NumPy --------------------------------
 
-CLASSES = ["red", "green", "blue", "grey"]
-WEIGHTS = np.array([[4.0, -2, -2], [-2, 4, -2], [-2, -2, 4], [1, 1, 1]], dtype=np.float32)
-BIAS = np.array([0.0, 0.0, 0.0, -1.0], dtype=np.float32)
-
-
-def colour_graph(path: Path, batch: int | None) -> Path:
-    """Mean colour per channel (GlobalAveragePool), then a linear layer to four logits."""
-    dim: Any = "batch" if batch is None else batch
-    nodes = [
-        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
-        helper.make_node("Flatten", ["pooled"], ["flat"]),
-        helper.make_node("Gemm", ["flat", "W", "B"], ["logits"], transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "colour_classifier",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [dim, 3, 32, 32])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [dim, 4])],
-        initializer=[numpy_helper.from_array(WEIGHTS, "W"), numpy_helper.from_array(BIAS, "B")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
 
 def colour_reference(pixels: np.ndarray) -> np.ndarray:
     spec = keras_preprocessing("torch", (32, 32)).model_copy(update={"layout": "NCHW"})
@@ -142,7 +117,7 @@ def colour_reference(pixels: np.ndarray) -> np.ndarray:
     return z / z.sum()
 
 
-ONNX_SIDECAR = {"labels": CLASSES, "preprocessing": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}
+ONNX_SIDECAR = SIDECAR
 
 
 @pytest.mark.parametrize("batch", [None, 1])
