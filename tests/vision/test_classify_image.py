@@ -188,3 +188,47 @@ def test_draw_tags_the_top_label_in_the_corner() -> None:
     assert (np.asarray(draw(grey, ClassifyResult(()))) == grey).all()  # nothing to tag
     plain = np.asarray(draw(grey, result, scores=False))
     assert (plain != out).any()  # "tabby" alone is a shorter tag than "tabby 0.91"
+
+
+def test_catalog_pins_torchvision_imagenet_weights() -> None:
+    from torchvision.models import ResNet50_Weights, VGG16_Weights
+
+    from modeldeck.store.catalog import BUILTIN_CATALOG
+
+    entries = {e.name: e for e in BUILTIN_CATALOG if "classify-image" in e.tasks}
+    assert set(entries) == {"vgg16", "resnet50"}
+    for name, weights in (("vgg16", VGG16_Weights.IMAGENET1K_V1), ("resnet50", ResNet50_Weights.IMAGENET1K_V1)):
+        entry = entries[name]
+        source: Any = entry.source
+        assert source.url == weights.url  # the file torchvision itself downloads for these weights
+        prefix = source.url.rsplit("-", 1)[1].removesuffix(".pth")
+        assert source.sha256.startswith(prefix) and len(source.sha256) == 64
+        assert entry.card["architecture"] == name and entry.card["torchvision_weights"] == weights.name
+        assert entry.card["metrics"]["ImageNet-1K"] == weights.meta["_metrics"]["ImageNet-1K"]
+
+
+def test_pulled_by_a_catalog_entry_whose_card_names_the_architecture(tmp_path: Path) -> None:
+    from ..support import serve_files
+
+    torch.manual_seed(5)
+    model = torchvision.models.resnet18(weights=None).eval()
+    path = tmp_path / "weights.pth"
+    torch.save(model.state_dict(), path)
+    home = tmp_path / "home"
+    home.mkdir()
+    with serve_files() as server:
+        url, sha = server.add("/resnet18-tiny.pth", path.read_bytes())
+        entry = {
+            "name": "my-resnet18",
+            "tasks": ["classify-image"],
+            "runtime": "torchvision",
+            "card": {"architecture": "resnet18", "torchvision_weights": "IMAGENET1K_V1"},
+            "source": {"kind": "url", "url": url, "sha256": sha},
+        }
+        (home / "catalog.json").write_text(json.dumps([entry]), encoding="utf-8")
+        settings = Settings(home=home)
+        ModelStore(settings).pull("my-resnet18", progress=False)
+    task: Any = modeldeck.load("classify-image", model="my-resnet18", settings=settings)
+    expected = reference(model, PHOTOS["chelsea"])
+    by_name = {lab.label: lab.score for lab in task(PHOTOS["chelsea"], top_k=1000).labels}
+    np.testing.assert_allclose([by_name[c] for c in imagenet_classes()], expected, rtol=0, atol=1e-5)
