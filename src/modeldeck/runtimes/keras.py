@@ -146,6 +146,11 @@ class KerasRuntime:
         self.backend = str(keras.backend.backend())
         self._scope = _keras_device(device)
         self.inputs = tuple(_spec(t, t.name) for t in model.inputs)
+        # The structure the model was built with (one tensor, a list, a dict); a loaded Sequential has no
+        # ``input`` attribute on the torch backend, and takes its one input bare.
+        self._input_struct = getattr(model, "input", None)
+        if self._input_struct is None:
+            self._input_struct = model.inputs[0] if len(model.inputs) == 1 else list(model.inputs)
         names = output_names(len(model.outputs), _output_layer_names(model))
         self.outputs = tuple(_spec(t, n) for t, n in zip(model.outputs, names, strict=True))
 
@@ -190,7 +195,7 @@ class KerasRuntime:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         keras = self._keras
-        batch = keras.tree.map_structure(lambda tensor: feeds[tensor.name], self.model.input)
+        batch = keras.tree.map_structure(lambda tensor: feeds[tensor.name], self._input_struct)
         with keras.device(self._scope):
             raw = self.model.predict_on_batch(batch)
         arrays = keras.tree.flatten(raw)
