@@ -308,7 +308,7 @@ def test_another_embedding_model_is_refused_with_a_hint_to_rebuild(fresh, embedd
     DocumentIndex.build(fresh, model=embedder, chunk_chars=CHUNK, overlap_chars=OVERLAP).close()
     info = embedder.info
     other = EmbedTask(
-        ModelInfo("other-minilm", "2.0", ("embed",), info.runtime, info.path), embedder.runtime, batch_size=16
+        ModelInfo("other-minilm", "2.0", ("embed",), info.runtime, info.path), embedder.backend, batch_size=16
     )
     for attempt in (lambda: DocumentIndex.open(fresh, model=other), lambda: DocumentIndex.build(fresh, model=other)):
         with pytest.raises(DocumentIndexMismatchError) as err:

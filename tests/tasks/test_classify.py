@@ -108,7 +108,7 @@ def test_megabyte_text_within_the_limit(classifier: ClassifyTask) -> None:
     result = classifier(big)
     assert result.truncated and len(result) == 3
     assert result.scores == classifier(big[:300]).scores
-    small = ClassifyTask(classifier.info, classifier.runtime, max_text_chars=100)
+    small = ClassifyTask(classifier.info, classifier.backend, max_text_chars=100)
     with pytest.raises(InputTooLargeError, match="100"):
         small(big[:101])
 

@@ -308,7 +308,7 @@ def test_megabyte_context_works_and_beyond_the_limit_is_refused(qa: QATask) -> N
     result = wide(question="who founded it?", context=big, top_k=2)
     assert result.windows > 1000 and len(result) == 2
     assert all(a.text == big[a.start : a.end] for a in result)
-    small = QATask(qa.info, qa.runtime, max_text_chars=1000)
+    small = QATask(qa.info, qa.backend, max_text_chars=1000)
     with pytest.raises(InputTooLargeError, match="1,000"):
         small(question="who", context=big[:1001])
 

@@ -122,7 +122,7 @@ def test_marian_language_options(marian: TranslateTask, tmp_path: Path) -> None:
         name="opus-mt-en-de", version="x", tasks=("translate",), runtime="transformers", path=marian.info.path,
         card={"source_lang": "en", "target_lang": "de"},
     )  # fmt: skip
-    carded = TranslateTask(info, marian.runtime)
+    carded = TranslateTask(info, marian.backend)
     assert carded("Hello world.", max_new_tokens=3).target_lang == "de"
     with pytest.raises(OptionError, match="en -> de only"):
         carded("Hello world.", target_lang="fr")

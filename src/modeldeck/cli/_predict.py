@@ -118,11 +118,11 @@ def run_predict(args: argparse.Namespace) -> int:
     task = load(args.task, model=args.model) if args.model else load(args.task)
     save = getattr(args, "save", None)
     targets: list[Path] = []
-    if getattr(type(task), "input_kind", "text") == "image":
+    if task.input_kind == "image":
         # Every command-line input of an image task names a file; the task reads it (a missing one fails alone).
         inputs = [Path(raw) for raw in inputs]
         targets = _save_targets(save, inputs) if save else []
-    elif getattr(type(task), "input_kind", "text") == "image-pair":
+    elif task.input_kind == "image-pair":
         # A pair task (face-verify) compares the files two at a time: A B [A B ...].
         if len(inputs) % 2:
             raise InputError(

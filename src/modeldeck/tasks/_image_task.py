@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ..errors import ModelDeckError
-from ..images import DEFAULT_MAX_IMAGE_PIXELS, Image, load_image, resolve_paths
-from .base import EncT, OptT, RawT, ResT, Task
+from ..images import Image, load_image, resolve_paths
+from .base import EncT, InputKind, OptT, RawT, ResT, Task
 
 __all__ = ["ImageTask"]
 
@@ -20,8 +20,7 @@ class ImageTask(Task[EncT, RawT, ResT, OptT]):
     there is base64, so a client can never make the server read its files.
     """
 
-    input_kind: ClassVar[str] = "image"
-    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    input_kind: ClassVar[InputKind] = "image"
 
     def decode(self, raw: Any) -> Image:
         return load_image(raw, max_pixels=self.max_image_pixels)

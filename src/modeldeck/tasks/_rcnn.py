@@ -16,6 +16,7 @@ import numpy as np
 
 from ..images import Image
 from ..types import ModelInfo
+from ._backend import BackendBase
 from .detect import Decoded, DetectOptions, SegmentOptions
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class _Prepared:
     selection: Selection
 
 
-class RCNNDetector:
+class RCNNDetector(BackendBase):
     """A ``Detector`` over a ``TorchvisionRuntime``."""
 
     #: torchvision's own post-processing defaults (box_nms_thresh, box_detections_per_img), which its

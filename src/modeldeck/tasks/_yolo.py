@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import UnknownModelError
 from ..runtimes.base import import_framework
 from ..runtimes.onnx import OnnxRuntime
+from ._backend import BackendBase
 from .detect import Decoded, DetectOptions, SegmentOptions
 
 if TYPE_CHECKING:
@@ -326,7 +327,7 @@ def _masks(
     return out
 
 
-class YoloDetector:
+class YoloDetector(BackendBase):
     """The ``Detector`` for ultralytics YOLO ONNX exports (see the module docstring)."""
 
     def __init__(self, runtime: OnnxRuntime, *, card_labels: object = None) -> None:

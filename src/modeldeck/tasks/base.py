@@ -228,20 +228,25 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
         opts = self.default_options if options is None else options
         return self.run_batch([(raw, opts) for raw in inputs])
 
-    def run_batch(self, items: Sequence[tuple[Any, OptT]]) -> list[ResT | ModelDeckError]:
-        """Answer ``(input, options)`` pairs: a result, or that input's own error.
+    def run_batch(self, items: Sequence[tuple[Any, ...]]) -> list[ResT | ModelDeckError]:
+        """Answer ``(input, options)`` or ``(input, options, sink)`` items: a result, or that input's own error.
 
-        Inputs that fail preprocessing never reach the model; if a batch fails in ``forward``
-        its items are retried one by one so that only the failing ones carry the error.
+        Inputs that fail preprocessing never reach the model; if a batch fails in ``forward`` its
+        items are retried one by one so that only the failing ones carry the error, unless
+        ``can_retry_alone`` says the batch cannot be run again. A sink (streaming tasks only)
+        receives an item's output as it is produced.
         """
         outputs: list[ResT | ModelDeckError] = []
         encoded: list[tuple[int, EncT]] = []
-        for index, (raw, opts) in enumerate(items):
+        for index, (raw, opts, *rest) in enumerate(items):
             try:
-                encoded.append((index, self.preprocess(raw, opts)))
-                outputs.append(_PENDING)  # type: ignore[arg-type]
+                enc = self.preprocess(raw, opts)
             except InputError as exc:
                 outputs.append(exc)
+                continue
+            sink = rest[0] if rest else None
+            encoded.append((index, enc if sink is None else self.attach_sink(enc, sink)))
+            outputs.append(_PENDING)  # type: ignore[arg-type]
         for start in range(0, len(encoded), self.batch_size):
             chunk = encoded[start : start + self.batch_size]
             for (index, enc), raw in self._forward_isolated(chunk, outputs):
@@ -251,6 +256,14 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
                     outputs[index] = exc
         return outputs
 
+    def attach_sink(self, encoded: EncT, sink: Any) -> EncT:
+        """Route an item's streamed output to ``sink``; only tasks that ``supports_streaming`` can."""
+        raise InferenceError(f"the {self.name} task does not stream its output")
+
+    def can_retry_alone(self, batch: Sequence[EncT]) -> bool:
+        """Whether the items of a failed batch may be run again one by one to find the failing ones."""
+        return True
+
     def _forward_isolated(
         self, chunk: list[tuple[int, EncT]], outputs: list[ResT | ModelDeckError]
     ) -> list[tuple[tuple[int, EncT], RawT]]:
@@ -258,8 +271,9 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
         try:
             return list(zip(chunk, self.forward([enc for _, enc in chunk]), strict=True))
         except Exception as exc:
-            if len(chunk) == 1:
-                outputs[chunk[0][0]] = _inference_error(chunk[0][0], exc)
+            if len(chunk) == 1 or not self.can_retry_alone([enc for _, enc in chunk]):
+                for index, _ in chunk:
+                    outputs[index] = _inference_error(index, exc)
                 return []
         pairs = []
         for item in chunk:
@@ -273,14 +287,25 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
     def __call__(self, inputs: list[Any], /, **options: Any) -> list[ResT]: ...
 
     @overload
-    def __call__(self, inputs: Any, /, **options: Any) -> ResT: ...
+    def __call__(self, *inputs: Any, **options: Any) -> ResT: ...
 
-    def __call__(self, inputs: Any, /, **options: Any) -> ResT | list[ResT]:
+    def __call__(self, *inputs: Any, **options: Any) -> ResT | list[ResT]:
         """One input gives one result; a list gives a list of results in the same order."""
-        opts = self.parse_options(options)
+        batch, single, options = self.call_inputs(inputs, options)
+        results = self.predict(batch, self.parse_options(options))
+        return results[0] if single else results
+
+    def call_inputs(self, args: tuple[Any, ...], options: dict[str, Any]) -> tuple[list[Any], bool, dict[str, Any]]:
+        """A call's arguments as ``(inputs, single, options)``: a task with other call forms overrides this."""
+        if len(args) != 1:
+            raise InputTypeError(
+                f"{self.name} takes one input or a list of inputs, got {len(args)} positional arguments",
+                hint="pass a list to run several inputs at once",
+            )
+        (inputs,) = args
         if isinstance(inputs, (list, tuple)):
-            return self.predict(list(inputs), opts)
-        return self.predict([inputs], opts)[0]
+            return list(inputs), False, options
+        return [inputs], True, options
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /v1/models/{name}`` shows: the model and the options this task takes."""

@@ -9,22 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 from pydantic import Field, StrictBool
 
 from ..errors import OptionError
+from ..runtimes.base import Runtime
 from ..types import ModelInfo
-from .base import Options, TransformersTask, check_text
+from ._backend import Backend
+from .base import Options, Task, TransformersHead, check_text
 from .results import _pyarrow
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ..runtimes.transformers import TransformersRuntime
-
-__all__ = ["ClassifyOptions", "ClassifyResult", "ClassifyTask", "Label"]
+__all__ = [
+    "ClassifyBackend",
+    "ClassifyOptions",
+    "ClassifyResult",
+    "ClassifyTask",
+    "Label",
+    "SequenceClassificationHead",
+    "SequenceClassifier",
+]
 
 
 class ClassifyOptions(Options):
@@ -115,20 +123,53 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))  # type: ignore[no-any-return]
 
 
-class ClassifyTask(TransformersTask[_Encoded, np.ndarray, ClassifyResult, ClassifyOptions]):
+class SequenceClassifier(Runtime, Protocol):
+    """What ``ClassifyTask`` drives: a tokenizer and a model that gives one row of logits per text."""
+
+    @property
+    def id2label(self) -> Mapping[int, str]: ...
+
+    @property
+    def problem_type(self) -> str | None: ...
+
+    @property
+    def max_content_tokens(self) -> int: ...
+
+    def encode_plain(self, text: str) -> list[int]:
+        """Token ids without special tokens."""
+        ...
+
+    def wrap(self, ids: list[int]) -> list[int]:
+        """Ids with the model's special tokens around them."""
+        ...
+
+    def sequence_logits(self, batch: Sequence[list[int]], *, batch_size: int) -> np.ndarray:
+        """``(len(batch), n_labels)`` logits."""
+        ...
+
+
+class ClassifyBackend(Backend, Protocol):
+    runtime: SequenceClassifier
+
+
+class SequenceClassificationHead(TransformersHead):
+    head = "sequence-classification"
+
+
+class ClassifyTask(Task[_Encoded, np.ndarray, ClassifyResult, ClassifyOptions]):
     name = "classify"
     result_type: ClassVar[type] = ClassifyResult
     options_type = ClassifyOptions
-    head = "sequence-classification"
-    runtime: TransformersRuntime
+    backend: ClassifyBackend
+    runtime: SequenceClassifier
 
-    def __init__(self, info: ModelInfo, runtime: Any = None, **kwargs: Any) -> None:
+    def __init__(self, info: ModelInfo, backend: ClassifyBackend, **kwargs: Any) -> None:
         # Labels in id order; the model config's id2label names them ("LABEL_0" when it has none).
-        id2label = runtime.id2label
+        id2label = backend.runtime.id2label
         self._labels = tuple(id2label[i] for i in sorted(id2label))
         if self._labels and len(set(self._labels)) != len(self._labels):
             raise OptionError(f"model {info.name!r} has duplicate label names: {list(self._labels)}")
-        super().__init__(info, runtime, **kwargs)
+        super().__init__(info, backend, **kwargs)
 
     @property
     def labels(self) -> tuple[str, ...]:

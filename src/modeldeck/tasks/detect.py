@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Protocol, Self
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 from pydantic import Field, StrictBool
 
-from .._registry import Registry
 from ..errors import OptionError, UnknownModelError
-from ..images import DEFAULT_MAX_IMAGE_PIXELS, Image
+from ..images import Image
 from ..types import ModelInfo
+from ._backend import Backend
 from ._image_task import ImageTask
-from .base import DEFAULT_MAX_TEXT_CHARS, Options, unsupported_runtime
+from .base import Options
 from .vision_results import DetectResult, SegmentResult
 
-__all__ = ["DETECTORS", "Decoded", "DetectOptions", "DetectTask", "Detector", "SegmentOptions", "SegmentTask"]
+__all__ = ["Decoded", "DetectOptions", "DetectTask", "Detector", "SegmentOptions", "SegmentTask"]
 
 
 class DetectOptions(Options):
@@ -48,15 +48,11 @@ class Decoded(NamedTuple):
     masks: np.ndarray | None = None  # (N, H, W) bool over the original image, for segmentation
 
 
-class Detector(Protocol):
+class Detector(Backend, Protocol):
     """What a detection back-end provides; ``labels[i]`` names class id ``i``."""
 
     labels: tuple[str, ...]
-    runtime: Any
     has_masks: bool
-
-    @classmethod
-    def load(cls, info: ModelInfo, *, device: str) -> Detector: ...
 
     def prepare(self, image: Image, options: DetectOptions) -> Any:
         """Per-image preprocessing (letterbox, normalise); runs before batching."""
@@ -71,63 +67,36 @@ class Detector(Protocol):
         ...
 
 
-DETECTORS: Registry[Any] = Registry("detector runtime", entry_point_group="modeldeck.detectors")
-DETECTORS.register("onnxruntime", "modeldeck.tasks._yolo:YoloDetector")
-DETECTORS.register("torchvision", "modeldeck.tasks._rcnn:RCNNDetector")
-
-
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     size: tuple[int, int]  # (width, height) of the original image
     data: Any
 
 
-class DetectTask(ImageTask[_Prepared, Any, DetectResult, DetectOptions]):
-    name = "detect"
-    result_type: ClassVar[type] = DetectResult
-    options_type: ClassVar[type[Options]] = DetectOptions
+DetResT = TypeVar("DetResT", DetectResult, SegmentResult)
+DetOptT = TypeVar("DetOptT", bound=DetectOptions)
 
-    def __init__(
-        self,
-        info: ModelInfo,
-        detector: Detector,
-        *,
-        batch_size: int = 8,
-        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-        options: dict[str, Any] | None = None,
-    ) -> None:
-        self.detector = detector
-        self.max_image_pixels = max_image_pixels
-        super().__init__(info, detector.runtime, batch_size=batch_size, options=options)
 
-    @classmethod
-    def from_model(
-        cls,
-        info: ModelInfo,
-        *,
-        device: str = "cpu",
-        batch_size: int = 8,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-        **options: Any,
-    ) -> Self:
-        if info.runtime not in DETECTORS:
-            raise unsupported_runtime(cls.name, info, DETECTORS.names())
-        detector = DETECTORS.get(info.runtime).load(info, device=device)
-        if cls.name == "segment" and not detector.has_masks:
+class _DetectionTask(ImageTask[_Prepared, Any, DetResT, DetOptT]):
+    """What detect and segment share: a detector back-end, class filters by id or name, decoding."""
+
+    default_batch_size: ClassVar[int] = 8
+    backend: Detector
+
+    def __init__(self, info: ModelInfo, backend: Detector, **kwargs: Any) -> None:
+        if self.name == "segment" and not backend.has_masks:
             raise UnknownModelError(
                 f"model {info.name!r} predicts boxes only, so it cannot serve the segment task",
                 hint="use the detect task with it, or a segmentation model (Mask R-CNN, a YOLO -seg export)",
             )
-        # A back-end may change a default to what its models were tuned with (R-CNN: NMS IoU 0.5).
-        options = {**getattr(detector, "option_defaults", {}), **options}
-        return cls(info, detector, batch_size=batch_size, max_image_pixels=max_image_pixels, options=options)
+        self.detector = backend
+        super().__init__(info, backend, **kwargs)
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.detector.labels
 
-    def check_options(self, options: DetectOptions) -> DetectOptions:
+    def check_options(self, options: DetOptT) -> DetOptT:
         self._class_ids(options)  # unknown class names fail at validation, not per image
         return options
 
@@ -151,7 +120,7 @@ class DetectTask(ImageTask[_Prepared, Any, DetectResult, DetectOptions]):
                 )
         return frozenset(ids)
 
-    def prepare(self, image: Image, options: DetectOptions) -> _Prepared:
+    def prepare(self, image: Image, options: DetOptT) -> _Prepared:
         return _Prepared(size=image.size, data=self.detector.prepare(image, options))
 
     def forward(self, batch: Sequence[_Prepared]) -> list[Any]:
@@ -164,28 +133,29 @@ class DetectTask(ImageTask[_Prepared, Any, DetectResult, DetectOptions]):
         labels = self.labels
         return labels[class_id] if 0 <= class_id < len(labels) else str(class_id)
 
-    def postprocess(self, raw: Any, encoded: _Prepared, options: DetectOptions) -> DetectResult:
-        d = self._decode(raw, encoded, options)
-        labels = [self._label(int(c)) for c in d.class_id]
-        return DetectResult.from_arrays(d.xyxy, d.score, d.class_id, labels, encoded.size)
-
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         out["labels"] = list(self.labels)
         return out
 
-    def close(self) -> None:
-        close = getattr(self.detector, "close", None)
-        if close is not None:
-            close()
+
+class DetectTask(_DetectionTask[DetectResult, DetectOptions]):
+    name = "detect"
+    result_type: ClassVar[type] = DetectResult
+    options_type: ClassVar[type[Options]] = DetectOptions
+
+    def postprocess(self, raw: Any, encoded: _Prepared, options: DetectOptions) -> DetectResult:
+        d = self._decode(raw, encoded, options)
+        labels = [self._label(int(c)) for c in d.class_id]
+        return DetectResult.from_arrays(d.xyxy, d.score, d.class_id, labels, encoded.size)
 
 
-class SegmentTask(DetectTask):
+class SegmentTask(_DetectionTask[SegmentResult, SegmentOptions]):
     name = "segment"
     result_type: ClassVar[type] = SegmentResult
     options_type: ClassVar[type[Options]] = SegmentOptions
 
-    def postprocess(self, raw: Any, encoded: _Prepared, options: DetectOptions) -> SegmentResult:  # type: ignore[override]
+    def postprocess(self, raw: Any, encoded: _Prepared, options: SegmentOptions) -> SegmentResult:
         d = self._decode(raw, encoded, options)
         if d.masks is None:
             raise RuntimeError(f"the {type(self.detector).__name__} back-end returned no masks")

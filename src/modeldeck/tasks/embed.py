@@ -10,15 +10,16 @@ import numpy as np
 from pydantic import Field, StrictBool
 
 from ..types import ModelInfo
+from ._backend import BackendBase
 from ._chunking import token_chunks
-from .base import DEFAULT_MAX_TEXT_CHARS, Options, Task, check_text, unsupported_runtime
+from .base import Options, Task, check_text
 from .results import Embedding
 
 if TYPE_CHECKING:
     from .._similarity import SimilarityResult
     from ..runtimes.sentence_transformers import SentenceTransformerRuntime
 
-__all__ = ["EmbedOptions", "EmbedTask"]
+__all__ = ["EmbedOptions", "EmbedTask", "SentenceTransformersEmbedder"]
 
 
 class EmbedOptions(Options):
@@ -33,29 +34,23 @@ class _Chunks:
     weights: tuple[int, ...]
 
 
+class SentenceTransformersEmbedder(BackendBase):
+    """A sentence-transformers model: its own pooling and normalisation, exactly as it defines them."""
+
+    runtime: SentenceTransformerRuntime
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
+        from ..runtimes.sentence_transformers import SentenceTransformerRuntime
+
+        return cls(SentenceTransformerRuntime.load(info.path, device=device))
+
+
 class EmbedTask(Task[_Chunks, tuple[np.ndarray, int], Embedding, EmbedOptions]):
     name = "embed"
     result_type: ClassVar[type] = Embedding
     options_type = EmbedOptions
-    runtimes: ClassVar[tuple[str, ...]] = ("sentence-transformers",)
     runtime: SentenceTransformerRuntime
-
-    @classmethod
-    def from_model(
-        cls,
-        info: ModelInfo,
-        *,
-        device: str = "cpu",
-        batch_size: int = 32,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        **options: Any,
-    ) -> Self:
-        if info.runtime != "sentence-transformers":
-            raise unsupported_runtime(cls.name, info, cls.runtimes)
-        from ..runtimes.sentence_transformers import SentenceTransformerRuntime
-
-        runtime = SentenceTransformerRuntime.load(info.path, device=device)
-        return cls(info, runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
 
     @property
     def dim(self) -> int:

@@ -19,13 +19,14 @@ import dataclasses
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, TypeVar
 
 from pydantic import Field, field_validator
 
-from ..errors import ConfigError, InferenceError, InputError, InputTooLargeError, InputTypeError, OptionError
+from ..errors import ConfigError, InputError, InputTooLargeError, InputTypeError, OptionError
 from ..types import ModelInfo
-from .base import DEFAULT_MAX_TEXT_CHARS, Options, Task, check_text, unsupported_runtime
+from ._backend import BackendBase
+from .base import Options, ResT, Task, check_text
 from .results import _pyarrow
 
 if TYPE_CHECKING:
@@ -246,7 +247,7 @@ class _Row:
 class TextStream(Iterator[str]):
     """Text pieces of one generation as they are decoded; ``result`` is set once it is exhausted."""
 
-    def __init__(self, task: GenerateTask, encoded: _Prompt, options: GenerateOptions) -> None:
+    def __init__(self, task: CausalLMTask[Any, Any], encoded: _Prompt, options: Any) -> None:
         self._task = task
         self._encoded = encoded
         self._options = options
@@ -272,41 +273,37 @@ class TextStream(Iterator[str]):
         self._steps.close()
 
 
-class GenerateTask(Task[_Prompt, _Raw, Generation, GenerateOptions]):
-    name = "generate"
-    result_type: ClassVar[type] = Generation
-    options_type = GenerateOptions
-    runtimes: ClassVar[tuple[str, ...]] = ("transformers",)
+GenOptT = TypeVar("GenOptT", bound=GenerateOptions)
+
+
+class CausalLM(BackendBase):
+    """A Hugging Face causal language model with its tokenizer (``CausalLMRuntime``)."""
+
+    runtime: CausalLMRuntime
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
+        from ..runtimes.causal_lm import CausalLMRuntime
+
+        return cls(CausalLMRuntime.load(info.path, device=device))
+
+
+class CausalLMTask(Task[_Prompt, _Raw, ResT, GenOptT]):
+    """What generate and chat share: prompts within the window, batched decoding, streaming."""
+
     #: The server may hand ``run_batch`` items a third element, a ``Sink`` for streamed pieces.
     supports_streaming: ClassVar[bool] = True
     runtime: CausalLMRuntime
 
-    def __init__(self, info: ModelInfo, runtime: Any = None, **kwargs: Any) -> None:
+    def __init__(self, info: ModelInfo, backend: CausalLM | None = None, **kwargs: Any) -> None:
         self.generated_tokens = 0  # every token decoded by this task, for tests and monitoring
-        super().__init__(info, runtime, **kwargs)
-
-    @classmethod
-    def from_model(
-        cls,
-        info: ModelInfo,
-        *,
-        device: str = "cpu",
-        batch_size: int = 32,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        **options: Any,
-    ) -> Self:
-        if info.runtime not in cls.runtimes:
-            raise unsupported_runtime(cls.name, info, cls.runtimes)
-        from ..runtimes.causal_lm import CausalLMRuntime
-
-        runtime = CausalLMRuntime.load(info.path, device=device)
-        return cls(info, runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
+        super().__init__(info, backend, **kwargs)
 
     @property
     def window(self) -> int:
         return self.runtime.max_positions
 
-    def check_options(self, options: GenerateOptions) -> GenerateOptions:
+    def check_options(self, options: GenOptT) -> GenOptT:
         if options.max_new_tokens is not None and options.max_new_tokens >= self.window:
             raise OptionError(
                 f"{self.name}: max_new_tokens={options.max_new_tokens} does not fit the model's window "
@@ -317,7 +314,7 @@ class GenerateTask(Task[_Prompt, _Raw, Generation, GenerateOptions]):
 
     # -- stages ------------------------------------------------------------------------------
 
-    def preprocess(self, raw: Any, options: GenerateOptions) -> _Prompt:
+    def preprocess(self, raw: Any, options: GenOptT) -> _Prompt:
         text = check_text(raw, max_chars=self.max_text_chars, field="prompt")
         return self._prompt(self.runtime.encode(text), options)
 
@@ -360,9 +357,6 @@ class GenerateTask(Task[_Prompt, _Raw, Generation, GenerateOptions]):
             if sink is not None and not sink.emit(piece):
                 cancelled.add(row)
 
-    def postprocess(self, raw: _Raw, encoded: _Prompt, options: GenerateOptions) -> Generation:
-        return Generation(raw.text, raw.finish_reason, len(encoded.ids), raw.completion_tokens)
-
     # -- decoding ----------------------------------------------------------------------------
 
     def _generate(self, batch: Sequence[_Prompt], cancelled: set[int]) -> Generator[tuple[int, str], None, list[_Raw]]:
@@ -388,55 +382,15 @@ class GenerateTask(Task[_Prompt, _Raw, Generation, GenerateOptions]):
         opts = self.parse_options(options)
         return TextStream(self, self.preprocess(inputs, opts), opts)
 
-    def run_batch(self, items: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """``(input, options)`` or ``(input, options, sink)`` items: a result or that item's error each.
+    def attach_sink(self, encoded: _Prompt, sink: Sink) -> _Prompt:
+        return dataclasses.replace(encoded, sink=sink)
 
-        A batch that fails is retried item by item, unless an item streams: text already sent
-        cannot be taken back, so then every item of that batch gets the error.
-        """
-        outputs: list[Any] = [None] * len(items)
-        encoded: list[tuple[int, _Prompt]] = []
-        for index, (raw, opts, *rest) in enumerate(items):
-            try:
-                enc = self.preprocess(raw, opts)
-            except InputError as exc:
-                outputs[index] = exc
-                continue
-            encoded.append((index, dataclasses.replace(enc, sink=rest[0]) if rest and rest[0] is not None else enc))
-        for start in range(0, len(encoded), self.batch_size):
-            chunk = encoded[start : start + self.batch_size]
-            try:
-                pairs = list(zip(chunk, self.forward([enc for _, enc in chunk]), strict=True))
-            except Exception as exc:
-                if len(chunk) > 1 and all(enc.sink is None for _, enc in chunk):
-                    pairs = self._one_by_one(chunk, outputs)
-                else:
-                    for index, _ in chunk:
-                        outputs[index] = _failed(index, exc)
-                    continue
-            for (index, enc), raw in pairs:
-                outputs[index] = self.postprocess(raw, enc, items[index][1])
-        return outputs
-
-    def _one_by_one(
-        self, chunk: list[tuple[int, _Prompt]], outputs: list[Any]
-    ) -> list[tuple[tuple[int, _Prompt], _Raw]]:
-        pairs = []
-        for index, enc in chunk:
-            try:
-                pairs.append(((index, enc), self.forward([enc])[0]))
-            except Exception as exc:  # isolate the failing input, keep going
-                outputs[index] = _failed(index, exc)
-        return pairs
+    def can_retry_alone(self, batch: Sequence[_Prompt]) -> bool:
+        # Text already streamed cannot be taken back, so a failed batch with a streaming row fails whole.
+        return all(enc.sink is None for enc in batch)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "window": self.window, "streaming": True}
-
-
-def _failed(index: int, exc: Exception) -> Exception:
-    if isinstance(exc, (InputError, InferenceError)):
-        return exc
-    return InferenceError(f"the model failed on input {index} ({type(exc).__name__}: {exc})")
 
 
 def _messages(raw: Any, max_chars: int) -> list[dict[str, str]]:
@@ -490,7 +444,16 @@ def _is_conversation(inputs: Any) -> bool:
     )
 
 
-class ChatTask(GenerateTask):
+class GenerateTask(CausalLMTask[Generation, GenerateOptions]):
+    name = "generate"
+    result_type: ClassVar[type] = Generation
+    options_type = GenerateOptions
+
+    def postprocess(self, raw: _Raw, encoded: _Prompt, options: GenerateOptions) -> Generation:
+        return Generation(raw.text, raw.finish_reason, len(encoded.ids), raw.completion_tokens)
+
+
+class ChatTask(CausalLMTask[ChatResult, ChatOptions]):
     """Chat with a causal LM through its chat template: a list of messages in, the assistant's reply out.
 
     ``chat(messages)`` answers one conversation; ``chat([messages, messages])`` a batch of them.
@@ -500,13 +463,13 @@ class ChatTask(GenerateTask):
     result_type: ClassVar[type] = ChatResult
     options_type = ChatOptions
 
-    def __init__(self, info: ModelInfo, runtime: Any = None, **kwargs: Any) -> None:
+    def __init__(self, info: ModelInfo, backend: CausalLM | None = None, **kwargs: Any) -> None:
         self.template: str | None = None
-        if runtime is not None:
+        if backend is not None:
             card_template = info.card.get("chat_template")
-            self.template = card_template if isinstance(card_template, str) else runtime.chat_template
-        super().__init__(info, runtime, **kwargs)
-        if runtime is not None and self.template is None and self.default_options.chat_template is None:
+            self.template = card_template if isinstance(card_template, str) else backend.runtime.chat_template
+        super().__init__(info, backend, **kwargs)
+        if backend is not None and self.template is None and self.default_options.chat_template is None:
             raise ConfigError(
                 f"model {info.name!r} has no chat template, so the chat task cannot build its prompts",
                 hint="pass one when loading: modeldeck.load('chat', model=..., chat_template='{% for m in messages %}"
@@ -514,9 +477,9 @@ class ChatTask(GenerateTask):
                 "with a chat_template; plain text generation works with the 'generate' task",
             )
 
-    def check_options(self, options: GenerateOptions) -> GenerateOptions:
+    def check_options(self, options: ChatOptions) -> ChatOptions:
         options = super().check_options(options)
-        template = getattr(options, "chat_template", None)
+        template = options.chat_template
         if template is not None and self.runtime is not None:
             try:
                 self.runtime.render_chat([{"role": "user", "content": "hi"}], template)
@@ -527,8 +490,7 @@ class ChatTask(GenerateTask):
                 ) from None
         return options
 
-    def preprocess(self, raw: Any, options: GenerateOptions) -> _Prompt:
-        assert isinstance(options, ChatOptions)
+    def preprocess(self, raw: Any, options: ChatOptions) -> _Prompt:
         messages = _messages(raw, self.max_text_chars)
         if options.system is not None and not any(m["role"] == "system" for m in messages):
             messages.insert(0, {"role": "system", "content": options.system})
@@ -543,13 +505,15 @@ class ChatTask(GenerateTask):
         # The template writes the special tokens it wants (BOS included), so none are added here.
         return self._prompt(self.runtime.encode(text, special_tokens=False), options)
 
-    def postprocess(self, raw: _Raw, encoded: _Prompt, options: GenerateOptions) -> ChatResult:  # type: ignore[override]
+    def postprocess(self, raw: _Raw, encoded: _Prompt, options: ChatOptions) -> ChatResult:
         return ChatResult(
             {"role": "assistant", "content": raw.text}, raw.finish_reason, len(encoded.ids), raw.completion_tokens
         )
 
-    def __call__(self, inputs: Any, /, **options: Any) -> Any:
-        opts = self.parse_options(options)
-        if _is_conversation(inputs):
-            return self.predict([inputs], opts)[0]
-        return self.predict(list(inputs), opts)
+    def call_inputs(self, args: tuple[Any, ...], options: dict[str, Any]) -> tuple[list[Any], bool, dict[str, Any]]:
+        """One conversation (a list of messages) gives one reply; a list of conversations, a list."""
+        if len(args) != 1:
+            return super().call_inputs(args, options)  # the error for a wrong argument count
+        if _is_conversation(args[0]):
+            return [args[0]], True, options
+        return list(args[0]), False, options

@@ -11,17 +11,17 @@ from pydantic import Field, field_validator
 
 from ..errors import OptionError
 from ..types import ModelInfo
+from ._backend import Backend, BackendBase
 from ._chunking import merge_windows, plan_windows
 from ._spacy import SpacyText, pipe_pieces, split_for_spacy
-from .base import DEFAULT_MAX_TEXT_CHARS, Options, Task, check_text, unsupported_runtime
+from .base import Options, Task, check_text
 from .results import Entity, NERResult
 
 if TYPE_CHECKING:
-    from ..runtimes.base import Runtime
     from ..runtimes.spacy import SpacyRuntime
     from ..runtimes.transformers import TokenizedText, TransformersRuntime
 
-__all__ = ["NEROptions", "NERTask", "aggregate_entities"]
+__all__ = ["NERBackend", "NEROptions", "NERTask", "SpacyNER", "TokenClassificationNER", "aggregate_entities"]
 
 Span = tuple[str, int, int, float | None]  # label, start, end, score
 
@@ -98,8 +98,8 @@ def aggregate_entities(
     return spans
 
 
-class _Backend(Protocol):
-    runtime: Runtime
+class NERBackend(Backend, Protocol):
+    """What ``NERTask`` needs of a framework: encode a text, run a batch, decode spans."""
 
     @property
     def labels(self) -> tuple[str, ...]: ...
@@ -111,16 +111,23 @@ class _Backend(Protocol):
     def decode(self, raw: Any, encoded: Any) -> list[Span]: ...
 
 
-class _SpacyBackend:
+class SpacyNER(BackendBase):
     """spaCy entities carry no score."""
 
     factories: ClassVar[frozenset[str]] = frozenset({"ner", "beam_ner", "entity_ruler", "span_ruler"})
+    runtime: SpacyRuntime
 
     def __init__(self, runtime: SpacyRuntime) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         self.labels = tuple(
             sorted({*runtime.labels("ner"), *runtime.labels("beam_ner"), *runtime.labels("entity_ruler")})
         )
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
+        from ..runtimes.spacy import SpacyRuntime
+
+        return cls(SpacyRuntime.load(info.path, factories=cls.factories, device=device))
 
     def encode(self, text: str) -> SpacyText:
         return split_for_spacy(text, self.runtime)
@@ -145,16 +152,24 @@ class _Windowed:
     windows: tuple[tuple[int, int], ...]
 
 
-class _TokenClassificationBackend:
+class TokenClassificationNER(BackendBase):
     """HF token classifier; inputs longer than the model are run as overlapping windows."""
 
+    runtime: TransformersRuntime
+
     def __init__(self, runtime: TransformersRuntime) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         self.id2label = runtime.id2label
         self.size = runtime.max_content_tokens
         self.overlap = self.size // 4
         kinds = {_split_label(label)[1] for label in self.id2label.values()}
         self.labels = tuple(sorted(k for k in kinds if k is not None))
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
+        from ..runtimes.transformers import TransformersRuntime
+
+        return cls(TransformersRuntime.load(info.path, head="token-classification", device=device))
 
     def encode(self, text: str) -> _Windowed:
         tokens = self.runtime.tokenize(text)
@@ -187,48 +202,12 @@ class NERTask(Task[_Encoded, Any, NERResult, NEROptions]):
     name = "ner"
     result_type: ClassVar[type] = NERResult
     options_type = NEROptions
-    runtimes: ClassVar[tuple[str, ...]] = ("spacy", "transformers")
-
-    def __init__(
-        self,
-        info: ModelInfo,
-        backend: _Backend,
-        *,
-        batch_size: int = 32,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._backend = backend
-        super().__init__(info, backend.runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
-
-    @classmethod
-    def from_model(
-        cls,
-        info: ModelInfo,
-        *,
-        device: str = "cpu",
-        batch_size: int = 32,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        **options: Any,
-    ) -> Self:
-        backend: _Backend
-        if info.runtime == "spacy":
-            from ..runtimes.spacy import SpacyRuntime
-
-            backend = _SpacyBackend(SpacyRuntime.load(info.path, factories=_SpacyBackend.factories, device=device))
-        elif info.runtime == "transformers":
-            from ..runtimes.transformers import TransformersRuntime
-
-            runtime = TransformersRuntime.load(info.path, head="token-classification", device=device)
-            backend = _TokenClassificationBackend(runtime)
-        else:
-            raise unsupported_runtime(cls.name, info, cls.runtimes)
-        return cls(info, backend, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
+    backend: NERBackend
 
     @property
     def labels(self) -> tuple[str, ...]:
         """Entity types this model can produce."""
-        return self._backend.labels
+        return self.backend.labels
 
     def check_options(self, options: NEROptions) -> NEROptions:
         if options.labels is not None and self.labels:
@@ -242,17 +221,17 @@ class NERTask(Task[_Encoded, Any, NERResult, NEROptions]):
 
     def preprocess(self, raw: Any, options: NEROptions) -> _Encoded:
         text = check_text(raw, max_chars=self.max_text_chars)
-        return _Encoded(text, self._backend.encode(text))
+        return _Encoded(text, self.backend.encode(text))
 
     def forward(self, batch: Sequence[_Encoded]) -> list[Any]:
-        return self._backend.forward([item.model_input for item in batch], self.batch_size)
+        return self.backend.forward([item.model_input for item in batch], self.batch_size)
 
     def postprocess(self, raw: Any, encoded: _Encoded, options: NEROptions) -> NERResult:
         text = encoded.text
         wanted = None if options.labels is None else frozenset(options.labels)
         entities = tuple(
             Entity(text=text[start:end], label=label, start=start, end=end, score=score)
-            for label, start, end, score in self._backend.decode(raw, encoded.model_input)
+            for label, start, end, score in self.backend.decode(raw, encoded.model_input)
             if (wanted is None or label in wanted) and (score is None or score >= options.min_score)
         )
         return NERResult(entities)

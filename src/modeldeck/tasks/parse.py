@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ..types import ModelInfo
+from ._backend import BackendBase
 from ._spacy import SpacyText, pipe_pieces, split_for_spacy
-from .base import DEFAULT_MAX_TEXT_CHARS, Options, Task, check_text, unsupported_runtime
+from .base import Options, Task, check_text
 from .results import ParseResult, Sentence, Token
 
 if TYPE_CHECKING:
     from ..runtimes.spacy import SpacyRuntime
 
-__all__ = ["ParseOptions", "ParseTask"]
+__all__ = ["ParseOptions", "ParseTask", "SpacyParser"]
 
 # Everything that annotates tokens or sentences; NER and text classifiers are left unloaded.
 _FACTORIES = frozenset(
@@ -48,29 +49,23 @@ class _Parsed:
     sentences: tuple[_RawSentence, ...]
 
 
+class SpacyParser(BackendBase):
+    """A spaCy pipeline with only the components that annotate tokens and sentences."""
+
+    runtime: SpacyRuntime
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
+        from ..runtimes.spacy import SpacyRuntime
+
+        return cls(SpacyRuntime.load(info.path, factories=_FACTORIES, device=device))
+
+
 class ParseTask(Task[SpacyText, _Parsed, ParseResult, ParseOptions]):
     name = "parse"
     result_type: ClassVar[type] = ParseResult
     options_type = ParseOptions
-    runtimes: ClassVar[tuple[str, ...]] = ("spacy",)
     runtime: SpacyRuntime
-
-    @classmethod
-    def from_model(
-        cls,
-        info: ModelInfo,
-        *,
-        device: str = "cpu",
-        batch_size: int = 32,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        **options: Any,
-    ) -> Self:
-        if info.runtime != "spacy":
-            raise unsupported_runtime(cls.name, info, cls.runtimes)
-        from ..runtimes.spacy import SpacyRuntime
-
-        runtime = SpacyRuntime.load(info.path, factories=_FACTORIES, device=device)
-        return cls(info, runtime, batch_size=batch_size, max_text_chars=max_text_chars, options=options)
 
     def preprocess(self, raw: Any, options: ParseOptions) -> SpacyText:
         return split_for_spacy(check_text(raw, max_chars=self.max_text_chars), self.runtime)

@@ -16,7 +16,7 @@ from pydantic import Field, StrictBool
 
 from ..errors import InputTooLargeError, InputTypeError, OptionError
 from ._qa_spans import best_spans
-from .base import Options, TransformersTask, check_text
+from .base import Options, Task, TransformersHead, check_text
 from .results import _pyarrow
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from ..runtimes.transformers import QAWindows, TransformersRuntime
 
-__all__ = ["Answer", "QAOptions", "QAResult", "QATask"]
+__all__ = ["Answer", "QAOptions", "QAResult", "QATask", "QuestionAnsweringHead"]
 
 _DEFAULT_SEQ_LEN = 384
 _DEFAULT_STRIDE = 128
@@ -179,11 +179,14 @@ def _raw_pair(raw: Any) -> tuple[Any, Any]:
     return raw["question"], raw["context"]
 
 
-class QATask(TransformersTask[_Encoded, list[tuple[np.ndarray, np.ndarray]], QAResult, QAOptions]):
+class QuestionAnsweringHead(TransformersHead):
+    head = "question-answering"
+
+
+class QATask(Task[_Encoded, list[tuple[np.ndarray, np.ndarray]], QAResult, QAOptions]):
     name = "qa"
     result_type: ClassVar[type] = QAResult
     options_type = QAOptions
-    head = "question-answering"
     runtime: TransformersRuntime
 
     def check_options(self, options: QAOptions) -> QAOptions:
@@ -247,19 +250,19 @@ class QATask(TransformersTask[_Encoded, list[tuple[np.ndarray, np.ndarray]], QAR
         answers.sort(key=lambda a: -a.score)
         return QAResult(tuple(answers[: options.top_k]), null_score, len(w))
 
-    def __call__(  # type: ignore[override]
-        self, inputs: Any = None, /, *, question: Any = None, context: Any = None, **options: Any
-    ) -> QAResult | list[QAResult]:
+    def call_inputs(self, args: tuple[Any, ...], options: dict[str, Any]) -> tuple[list[Any], bool, dict[str, Any]]:
         """``qa(question=..., context=...)``, ``qa({"question": ..., "context": ...})`` or a list of those.
 
         ``question`` may be a list: each is asked of the same ``context`` (or of the matching
         item of a ``context`` list of the same length), and a list of results comes back.
         """
+        options = dict(options)
+        question, context = options.pop("question", None), options.pop("context", None)
         if question is None and context is None:
-            if inputs is None:
+            if not args:
                 raise InputTypeError("qa needs a question and a context", hint="call qa(question=..., context=...)")
-            return super().__call__(inputs, **options)
-        if inputs is not None:
+            return super().call_inputs(args, options)
+        if args:
             raise InputTypeError(
                 "pass either an input object or question=/context=, not both",
                 hint="call qa(question=..., context=...) or qa({'question': ..., 'context': ...})",
@@ -271,8 +274,5 @@ class QATask(TransformersTask[_Encoded, list[tuple[np.ndarray, np.ndarray]], QAR
                     f"got {len(question)} questions and {len(contexts)} contexts",
                     hint="give one context, or one context per question",
                 )
-            return super().__call__(
-                [{"question": q, "context": c} for q, c in zip(question, contexts, strict=True)], **options
-            )
-        item = {k: v for k, v in (("question", question), ("context", context)) if v is not None}
-        return super().__call__(item, **options)
+            return [{"question": q, "context": c} for q, c in zip(question, contexts, strict=True)], False, options
+        return [{k: v for k, v in (("question", question), ("context", context)) if v is not None}], True, options

@@ -19,7 +19,7 @@ from pydantic import Field
 from ..errors import OptionError
 from ..types import ModelInfo
 from ._sentences import Layout, split_sentences
-from .base import Options, TransformersTask, check_text
+from .base import Options, Task, TransformersHead, check_text
 from .results import _pyarrow
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from ..runtimes.transformers import TransformersRuntime
 
-__all__ = ["TranslateOptions", "TranslateTask", "Translation"]
+__all__ = ["Seq2SeqHead", "TranslateOptions", "TranslateTask", "Translation"]
 
 _MARIAN_TARGET = re.compile(r">>([^<>\s]+)<<")
 
@@ -144,16 +144,19 @@ class _Languages:
         return OptionError(f"translate: unknown {which} {code!r} for this model", hint=f"valid codes: {shown}")
 
 
-class TranslateTask(TransformersTask[_Encoded, list[str], Translation, TranslateOptions]):
+class Seq2SeqHead(TransformersHead):
+    head = "seq2seq"
+
+
+class TranslateTask(Task[_Encoded, list[str], Translation, TranslateOptions]):
     name = "translate"
     result_type: ClassVar[type] = Translation
     options_type = TranslateOptions
-    head = "seq2seq"
     runtime: TransformersRuntime
 
-    def __init__(self, info: ModelInfo, runtime: Any = None, **kwargs: Any) -> None:
-        self.languages = _Languages(runtime)
-        super().__init__(info, runtime, **kwargs)
+    def __init__(self, info: ModelInfo, backend: Seq2SeqHead, **kwargs: Any) -> None:
+        self.languages = _Languages(backend.runtime)
+        super().__init__(info, backend, **kwargs)
 
     def _card_lang(self, key: str) -> str | None:
         value = self.info.card.get(key)

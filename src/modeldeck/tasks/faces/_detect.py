@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ...images import DEFAULT_MAX_IMAGE_PIXELS, Image
+from ...images import Image
 from ...runtimes.dlib import DlibRuntime
 from ...types import ModelInfo
 from .._image_task import ImageTask
-from ..base import DEFAULT_MAX_TEXT_CHARS, Options, unsupported_runtime
-from ._detectors import DetectionOptions, FaceDetector, FoundFace, check_detector_options, find_faces, load_detector
+from ..base import Options
+from ._detectors import DetectionOptions, FaceDetector, FoundFace, check_detector_options, find_faces
 from ._results import Face, Faces
 
 __all__ = ["FaceDetectOptions", "FaceDetectTask", "landmarker_for"]
-
-RUNTIMES = ("dlib", "opencv")
 
 
 class FaceDetectOptions(DetectionOptions):
@@ -48,35 +46,13 @@ class FaceDetectTask(ImageTask[Prepared, list[FoundFace], Faces, FaceDetectOptio
     result_type: ClassVar[type] = Faces
     options_type: ClassVar[type[Options]] = FaceDetectOptions
 
-    def __init__(
-        self,
-        info: ModelInfo,
-        detector: FaceDetector,
-        *,
-        batch_size: int = 8,
-        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-        options: dict[str, Any] | None = None,
-    ) -> None:
-        self.detector = detector
-        self.max_image_pixels = max_image_pixels
-        self._landmarker: DlibRuntime | None = None
-        super().__init__(info, detector.runtime, batch_size=batch_size, options=options)
+    default_batch_size: ClassVar[int] = 8
+    backend: FaceDetector
 
-    @classmethod
-    def from_model(
-        cls,
-        info: ModelInfo,
-        *,
-        device: str = "cpu",
-        batch_size: int = 8,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-        **options: Any,
-    ) -> Self:
-        if info.runtime not in RUNTIMES:
-            raise unsupported_runtime(cls.name, info, RUNTIMES)
-        detector = load_detector(info, device=device)
-        return cls(info, detector, batch_size=batch_size, max_image_pixels=max_image_pixels, options=options)
+    def __init__(self, info: ModelInfo, backend: FaceDetector, **kwargs: Any) -> None:
+        self.detector = backend
+        self._landmarker: DlibRuntime | None = None
+        super().__init__(info, backend, **kwargs)
 
     @property
     def landmarker(self) -> DlibRuntime:

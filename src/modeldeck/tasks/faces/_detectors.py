@@ -7,12 +7,13 @@ adds dlib landmarks where asked, clips boxes to the image, drops small faces, an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 import numpy as np
 from pydantic import Field
 
 from ...errors import OptionError
+from .._backend import Backend, BackendBase
 from ..base import Options
 
 if TYPE_CHECKING:
@@ -20,7 +21,15 @@ if TYPE_CHECKING:
     from ...runtimes.opencv import OpenCVRuntime
     from ...types import ModelInfo
 
-__all__ = ["DetectionOptions", "FaceDetector", "FoundFace", "check_detector_options", "find_faces", "load_detector"]
+__all__ = [
+    "DetectionOptions",
+    "DlibFaceDetector",
+    "FaceDetector",
+    "FoundFace",
+    "OpenCVFaceDetector",
+    "check_detector_options",
+    "find_faces",
+]
 
 
 class DetectionOptions(Options):
@@ -68,21 +77,32 @@ class FoundFace:
     shape: Any = None  # the dlib shape the landmarks came from, reused for alignment
 
 
-class FaceDetector(Protocol):
-    kind: ClassVar[str]
-    runtime: Any
+class FaceDetector(Backend, Protocol):
+    """A face-detect backend: boxes and scores (and native landmarks where the model has them)."""
+
+    kind: str
 
     def detect(self, pixels: np.ndarray, options: DetectionOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Boxes ``(N, 4)`` x1 y1 x2 y2 in image pixels, scores ``(N,)``, and native landmarks or None."""
         ...
 
 
-class _DlibDetector:
+class DlibFaceDetector(BackendBase):
+    """dlib's HOG or CNN (MMOD) detector; the card's ``detector`` picks one (default ``hog``)."""
+
     runtime: DlibRuntime
 
     def __init__(self, runtime: DlibRuntime) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         self.kind = runtime.detector_kind
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
+        from ...runtimes.dlib import DlibRuntime
+
+        runtime = DlibRuntime.load(info.path, device=device, detector=str(info.card.get("detector", "hog")))
+        runtime.warm_up()
+        return cls(runtime)
 
     def detect(self, pixels: np.ndarray, options: DetectionOptions) -> tuple[np.ndarray, np.ndarray, None]:
         threshold = 0.0 if options.threshold is None else options.threshold
@@ -90,11 +110,25 @@ class _DlibDetector:
         return boxes, scores, None
 
 
-class _HaarDetector:
-    kind: ClassVar[str] = "haar"
+class OpenCVFaceDetector(BackendBase):
+    """OpenCV's detectors: a Haar cascade (``.xml``) or YuNet (``.onnx``), told apart by the file."""
 
-    def __init__(self, runtime: OpenCVRuntime) -> None:
-        self.runtime = runtime
+    kind: str
+    runtime: OpenCVRuntime
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> OpenCVFaceDetector:
+        from ...runtimes.opencv import OpenCVRuntime
+
+        runtime = OpenCVRuntime.load(info.path, device=device)
+        return _HaarDetector(runtime) if runtime.kind == "haar" else _YuNetDetector(runtime)
+
+    def detect(self, pixels: np.ndarray, options: DetectionOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+
+class _HaarDetector(OpenCVFaceDetector):
+    kind = "haar"
 
     def detect(self, pixels: np.ndarray, options: DetectionOptions) -> tuple[np.ndarray, np.ndarray, None]:
         boxes, scores = self.runtime.detect_haar(
@@ -109,32 +143,12 @@ class _HaarDetector:
         return boxes, scores, None
 
 
-class _YuNetDetector:
-    kind: ClassVar[str] = "yunet"
-
-    def __init__(self, runtime: OpenCVRuntime) -> None:
-        self.runtime = runtime
+class _YuNetDetector(OpenCVFaceDetector):
+    kind = "yunet"
 
     def detect(self, pixels: np.ndarray, options: DetectionOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         threshold = 0.9 if options.threshold is None else options.threshold
         return self.runtime.detect_yunet(pixels, score_threshold=threshold, nms_threshold=options.nms)
-
-
-def load_detector(info: ModelInfo, *, device: str, dlib_detector: str | None = None) -> FaceDetector:
-    """The detector a face-detect model names: runtime ``dlib`` (card ``detector``: hog or cnn) or ``opencv``."""
-    if info.runtime == "dlib":
-        from ...runtimes.dlib import DlibRuntime
-
-        kind = dlib_detector or str(info.card.get("detector", "hog"))
-        runtime = DlibRuntime.load(info.path, device=device, detector=kind)
-        runtime.warm_up()
-        return _DlibDetector(runtime)
-    if info.runtime == "opencv":
-        from ...runtimes.opencv import OpenCVRuntime
-
-        runtime = OpenCVRuntime.load(info.path, device=device)
-        return _HaarDetector(runtime) if runtime.kind == "haar" else _YuNetDetector(runtime)
-    raise ValueError(info.runtime)
 
 
 def _clip(box: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:

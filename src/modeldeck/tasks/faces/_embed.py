@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from ...errors import MultipleFacesError, NoFaceError, OptionError
-from ...images import DEFAULT_MAX_IMAGE_PIXELS, Image
-from ...runtimes.dlib import DlibRuntime, face_models_dir
+from ...images import Image
 from ...types import ModelInfo
 from .._image_task import ImageTask
-from ..base import DEFAULT_MAX_TEXT_CHARS, Options, unsupported_runtime
-from ._detectors import DetectionOptions, FoundFace, _DlibDetector, check_detector_options, find_faces
-from ._embedders import EMBEDDER_RUNTIMES, FaceEmbedder, load_embedder
+from ..base import Options
+from ._detectors import DetectionOptions, DlibFaceDetector, FoundFace, check_detector_options, find_faces
+from ._embedders import FaceEmbedder
 from ._results import EmbeddedFace, FaceEmbeddings
 
 __all__ = ["FaceEmbedOptions", "FaceEmbedTask", "select_face"]
@@ -61,44 +60,16 @@ class FaceEmbedTask(ImageTask[Prepared, list[tuple[FoundFace, np.ndarray]], Face
     result_type: ClassVar[type] = FaceEmbeddings
     options_type: ClassVar[type[Options]] = FaceEmbedOptions
 
-    def __init__(
-        self,
-        info: ModelInfo,
-        dlib: DlibRuntime,
-        embedder: FaceEmbedder,
-        *,
-        batch_size: int = 16,
-        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-        options: dict[str, Any] | None = None,
-    ) -> None:
-        self.dlib = dlib
-        self.detector = _DlibDetector(dlib)
-        self.embedder = embedder
-        self.max_image_pixels = max_image_pixels
-        super().__init__(info, embedder.runtime, batch_size=batch_size, options=options)
+    #: ``detector="hog"`` (fast) or ``"cnn"`` (MMOD: more poses, ~1 s per 512x512 on a CPU) at load time.
+    load_args: ClassVar[frozenset[str]] = frozenset({"detector"})
+    default_batch_size: ClassVar[int] = 16
+    backend: FaceEmbedder
 
-    @classmethod
-    def from_model(
-        cls,
-        info: ModelInfo,
-        *,
-        device: str = "cpu",
-        batch_size: int = 16,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-        detector: str = "hog",
-        **options: Any,
-    ) -> Self:
-        """``detector`` picks dlib's ``"hog"`` (fast) or ``"cnn"`` (MMOD: more poses, ~1 s per 512x512 on a CPU)."""
-        if info.runtime not in EMBEDDER_RUNTIMES:
-            raise unsupported_runtime(cls.name, info, EMBEDDER_RUNTIMES)
-        if detector not in ("hog", "cnn"):
-            raise OptionError(f"{cls.name}: detector must be 'hog' or 'cnn', got {detector!r}")
-        folder = info.path if info.runtime == "dlib" else face_models_dir()
-        dlib = DlibRuntime.load(folder, device=device, detector=detector)
-        dlib.warm_up(landmarks=(5,))
-        embedder = load_embedder(info, device=device, dlib=dlib)
-        return cls(info, dlib, embedder, batch_size=batch_size, max_image_pixels=max_image_pixels, options=options)
+    def __init__(self, info: ModelInfo, backend: FaceEmbedder, **kwargs: Any) -> None:
+        self.dlib = backend.aligner
+        self.detector = DlibFaceDetector(backend.aligner)
+        self.embedder = backend
+        super().__init__(info, backend, **kwargs)
 
     # -- what the model is (F2's Gallery keys on these) -----------------------------------
 

@@ -12,27 +12,29 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import numpy as np
 
-from ...errors import ConfigError
+from ...errors import ConfigError, OptionError
+from .._backend import Backend, BackendBase
 
 if TYPE_CHECKING:
     from ...runtimes.dlib import DlibRuntime
     from ...types import ModelInfo
     from ._detectors import FoundFace
 
-__all__ = ["EMBEDDER_RUNTIMES", "FaceEmbedder", "distance", "load_embedder", "match_confidence"]
+__all__ = ["DlibEmbedder", "FaceEmbedder", "FacenetEmbedder", "OnnxEmbedder", "distance", "match_confidence"]
 
-EMBEDDER_RUNTIMES = ("dlib", "torch", "onnxruntime")
 METRICS = ("euclidean", "cosine")
 #: The sidecar file next to an ONNX embedder that declares what its card would.
 SIDECAR = "modeldeck.json"
 
 
-class FaceEmbedder(Protocol):
-    runtime: Any
+class FaceEmbedder(Backend, Protocol):
+    """A face-embed backend: dlib's ``aligner`` finds and aligns faces, the model embeds them."""
+
+    aligner: DlibRuntime
     dim: int
     metric: str
     threshold: float
@@ -61,16 +63,41 @@ def match_confidence(dist: float, threshold: float) -> float:
     return 1.0 / (1.0 + math.exp(-z)) if z >= -700 else 0.0
 
 
-class DlibEmbedder:
+def _aligner(folder: Path, device: str, detector: str, *, recognition: bool = False) -> DlibRuntime:
+    """dlib's detector (``hog`` or ``cnn``) and shape predictors, warmed up, for finding and aligning faces."""
+    if detector not in ("hog", "cnn"):
+        raise OptionError(f"face-embed: detector must be 'hog' or 'cnn', got {detector!r}")
+    from ...runtimes.dlib import DlibRuntime
+
+    dlib = DlibRuntime.load(folder, device=device, detector=detector)
+    dlib.warm_up(landmarks=(5,), recognition=recognition)
+    return dlib
+
+
+def _card(info: ModelInfo) -> dict[str, Any]:
+    card = {**_sidecar(Path(info.path)), **dict(info.card)}
+    if "metric" in card:
+        _metric(card["metric"], repr(info.name))
+    return card
+
+
+class DlibEmbedder(BackendBase):
     """dlib_face_recognition_resnet_model_v1: 128-D, euclidean, 0.6 (dlib's own threshold, 99.38% on LFW)."""
 
     uses_jitter: ClassVar[bool] = True
+    runtime: DlibRuntime
 
     def __init__(self, runtime: DlibRuntime, card: Mapping[str, Any]) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
+        self.aligner = runtime
         self.dim = int(card.get("dim", 128))
         self.metric = str(card.get("metric", "euclidean"))
         self.threshold = float(card.get("threshold", 0.6))
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str, detector: str = "hog") -> Self:
+        """``detector`` picks dlib's ``"hog"`` (fast) or ``"cnn"`` (MMOD: more poses, ~1 s per 512x512 on a CPU)."""
+        return cls(_aligner(Path(info.path), device, detector, recognition=True), _card(info))
 
     def embed(
         self, images: Sequence[np.ndarray], faces: Sequence[Sequence[FoundFace]], aligner: DlibRuntime, num_jitters: int
@@ -78,10 +105,11 @@ class DlibEmbedder:
         return self.runtime.descriptors(images, [[f.shape for f in fs] for fs in faces], num_jitters=num_jitters)
 
 
-class _ChipEmbedder:
+class _ChipEmbedder(BackendBase):
     """A network over aligned square crops: the crops of a whole batch go through it together."""
 
     uses_jitter: ClassVar[bool] = False
+    aligner: DlibRuntime
     size: int
     padding: float
     dim: int
@@ -113,12 +141,22 @@ class FacenetEmbedder(_ChipEmbedder):
     """
 
     def __init__(self, runtime: Any, card: Mapping[str, Any]) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         self.size = int(card.get("input_size", runtime.input_size))
         self.padding = float(card.get("padding", 0.25))
         self.dim = int(card.get("dim", 512))
         self.metric = str(card.get("metric", "euclidean"))
         self.threshold = float(card.get("threshold", 1.04))
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str, detector: str = "hog") -> Self:
+        from ...runtimes.dlib import face_models_dir
+        from ...runtimes.facenet import FacenetRuntime
+
+        aligner = _aligner(face_models_dir(), device, detector)
+        embedder = cls(FacenetRuntime.load(Path(info.path), device=device), _card(info))
+        embedder.aligner = aligner
+        return embedder
 
     def run(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         return self.runtime.embed(chips)  # type: ignore[no-any-return]
@@ -135,7 +173,7 @@ class OnnxEmbedder(_ChipEmbedder):
     """
 
     def __init__(self, runtime: Any, card: Mapping[str, Any], where: str) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         missing = [k for k in ("mean", "std", "color", "metric", "threshold") if k not in card]
         if missing:
             raise ConfigError(
@@ -171,6 +209,16 @@ class OnnxEmbedder(_ChipEmbedder):
         self.input_name = spec.name
         self.dtype = spec.dtype if spec.dtype is not None else np.dtype(np.float32)
 
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str, detector: str = "hog") -> Self:
+        from ...runtimes.dlib import face_models_dir
+        from ...runtimes.onnx import OnnxRuntime
+
+        aligner = _aligner(face_models_dir(), device, detector)
+        embedder = cls(OnnxRuntime.load(Path(info.path), device=device), _card(info), repr(info.name))
+        embedder.aligner = aligner
+        return embedder
+
     def run(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         batch = np.stack([np.asarray(c, dtype=np.float32) for c in chips])
         if self.color == "BGR":
@@ -205,25 +253,3 @@ def _sidecar(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{str(file)!r} must hold a JSON object")
     card = data.get("card", data)
     return dict(card) if isinstance(card, dict) else {}
-
-
-def load_embedder(info: ModelInfo, *, device: str, dlib: DlibRuntime | None) -> FaceEmbedder:
-    """The embedder for ``info.runtime``; ``dlib`` is the detector's runtime, reused by dlib's ResNet."""
-    card = {**_sidecar(Path(info.path)), **dict(info.card)}
-    where = f"{info.name!r}"
-    if "metric" in card:
-        _metric(card["metric"], where)
-    embedder: FaceEmbedder
-    if info.runtime == "dlib":
-        assert dlib is not None
-        embedder = DlibEmbedder(dlib, card)
-        dlib.warm_up(landmarks=(5,), recognition=True)
-    elif info.runtime == "torch":
-        from ...runtimes.facenet import FacenetRuntime
-
-        embedder = FacenetEmbedder(FacenetRuntime.load(Path(info.path), device=device), card)
-    else:
-        from ...runtimes.onnx import OnnxRuntime
-
-        embedder = OnnxEmbedder(OnnxRuntime.load(Path(info.path), device=device), card, where)
-    return embedder

@@ -10,21 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from pydantic import Field, StrictBool
 
 from ...errors import InputTypeError, ModelDeckError
 from ...images import DEFAULT_MAX_IMAGE_PIXELS, Image, is_image_path, load_image, read_path
 from ...types import ModelInfo
-from ..base import DEFAULT_MAX_TEXT_CHARS, Options, Task
+from ..base import InputKind, Options, Task
 from ._embed import FaceEmbedOptions, FaceEmbedTask, Prepared, select_face
-from ._embedders import distance, match_confidence
+from ._embedders import FaceEmbedder, distance, match_confidence
 from ._results import FaceEmbeddings, Verification
 
 __all__ = ["FaceVerifyOptions", "FaceVerifyTask"]
 
-_MISSING: Any = object()
 _PAIR_HINT = 'send a pair: [image_a, image_b] or {"a": image_a, "b": image_b}'
 
 
@@ -69,30 +68,26 @@ class FaceVerifyTask(Task[_Pair, tuple[Any, Any], Verification, FaceVerifyOption
     """Verification over a face-embed task: ``verify(a, b)``, ``verify((a, b))`` or ``verify([(a, b), ...])``."""
 
     name = "face-verify"
-    input_kind: ClassVar[str] = "image-pair"
+    input_kind: ClassVar[InputKind] = "image-pair"
     result_type: ClassVar[type] = Verification
     options_type: ClassVar[type[Options]] = FaceVerifyOptions
 
-    def __init__(self, embed: FaceEmbedTask, *, options: dict[str, Any] | None = None) -> None:
-        self.embed = embed
-        super().__init__(embed.info, embed.runtime, batch_size=embed.batch_size, options=options)
+    load_args: ClassVar[frozenset[str]] = FaceEmbedTask.load_args
+    default_batch_size: ClassVar[int] = FaceEmbedTask.default_batch_size
+    backend: FaceEmbedder
 
-    @classmethod
-    def from_model(
-        cls,
+    def __init__(
+        self,
         info: ModelInfo,
+        backend: FaceEmbedder,
         *,
-        device: str = "cpu",
-        batch_size: int = 16,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        batch_size: int | None = None,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-        detector: str = "hog",
-        **options: Any,
-    ) -> Self:
-        embed = FaceEmbedTask.from_model(
-            info, device=device, batch_size=batch_size, max_image_pixels=max_image_pixels, detector=detector
-        )
-        return cls(embed, options=options)
+        **kwargs: Any,
+    ) -> None:
+        # Built first: option checks (in ``super().__init__``) are the embed task's own.
+        self.embed = FaceEmbedTask(info, backend, batch_size=batch_size, max_image_pixels=max_image_pixels)
+        super().__init__(info, backend, batch_size=batch_size, max_image_pixels=max_image_pixels, **kwargs)
 
     @property
     def model_id(self) -> str:
@@ -111,7 +106,7 @@ class FaceVerifyTask(Task[_Pair, tuple[Any, Any], Verification, FaceVerifyOption
         return options
 
     def _decode(self, raw: Any) -> Image:
-        return load_image(raw, max_pixels=self.embed.max_image_pixels)
+        return load_image(raw, max_pixels=self.max_image_pixels)
 
     def preprocess(self, raw: Any, options: FaceVerifyOptions) -> _Pair:
         if isinstance(raw, _Unreadable):
@@ -157,14 +152,19 @@ class FaceVerifyTask(Task[_Pair, tuple[Any, Any], Verification, FaceVerifyOption
                 resolved.append(_Unreadable(exc))
         return super().predict_each(resolved, options)
 
-    def __call__(self, a: Any, b: Any = _MISSING, /, **options: Any) -> Any:  # type: ignore[override]
+    def call_inputs(self, args: tuple[Any, ...], options: dict[str, Any]) -> tuple[list[Any], bool, dict[str, Any]]:
         """``verify(img_a, img_b)`` and ``verify((img_a, img_b))`` give one result; a list of pairs, a list."""
-        opts = self.parse_options(options)
-        if b is not _MISSING:
-            return self.predict([(a, b)], opts)[0]
+        if len(args) == 2:
+            return [args], True, options
+        if len(args) != 1:
+            raise InputTypeError(
+                f"face-verify takes two images, a pair or a list of pairs, got {len(args)} positional arguments",
+                hint="call verify(img_a, img_b) or verify([(a1, b1), (a2, b2)])",
+            )
+        (a,) = args
         if isinstance(a, list) and (not a or all(_is_pair(x) for x in a)):
-            return self.predict(a, opts)
-        return self.predict([a], opts)[0]
+            return a, False, options
+        return [a], True, options
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
