@@ -132,7 +132,7 @@ def run_predict(args: argparse.Namespace) -> int:
         inputs = [(Path(inputs[i]), Path(inputs[i + 1])) for i in range(0, len(inputs), 2)]
         if save:
             raise OptionError(f"--save draws detections; the {task.name} task answers a verdict per pair")
-    elif getattr(type(task), "input_kind", "text") == "tensor":
+    elif task.input_kind == "tensor":
         # Each input is one example as a JSON object: '{"features": [0.3, 1.2, 5.0, 0.0]}'.
         inputs = [_json_example(raw) for raw in inputs]
         if save:
