@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import Settings
 from .errors import OptionError
@@ -11,7 +11,24 @@ if TYPE_CHECKING:
     from .tasks.base import Task
     from .types import ModelInfo
 
-__all__ = ["load", "load_info"]
+__all__ = ["Loader", "load", "load_info"]
+
+
+class Loader(Protocol):
+    """How code inside modeldeck gets a loaded task: ``load`` by default; tests inject their own.
+
+    Jobs, galleries and document indexes take ``loader=`` instead of calling ``load`` directly.
+    """
+
+    def __call__(
+        self,
+        name_or_path: str,
+        *,
+        model: str | None = None,
+        settings: Settings | None = None,
+        device: str = "cpu",
+        batch_size: int | None = None,
+    ) -> Task[Any, Any, Any, Any]: ...
 
 
 def load_info(
@@ -33,14 +50,12 @@ def load_info(
             f"model {info.name!r} does not serve the task {task_name!r}",
             hint=f"it serves: {', '.join(info.tasks)}",
         )
-    task_cls = TASKS.get(task_name)
-    if getattr(task_cls, "input_kind", "text").startswith("image"):  # image, image-pair
-        options.setdefault("max_image_pixels", settings.max_image_pixels)
-    return task_cls.from_model(  # type: ignore[no-any-return]
+    return TASKS.get(task_name).from_model(  # type: ignore[no-any-return]
         info,
         device=device,
         batch_size=settings.max_batch_size if batch_size is None else batch_size,
         max_text_chars=settings.max_text_chars,
+        max_image_pixels=options.pop("max_image_pixels", settings.max_image_pixels),
         **options,
     )
 

@@ -24,7 +24,7 @@ def fake_models(monkeypatch):
     """Model references resolve to the fake embedder, so the CLI runs in-process without dlib."""
     loaded: list[str] = []
 
-    def load(ref: str, settings=None) -> FakeEmbedder:
+    def load(ref: str, settings=None, loader=None) -> FakeEmbedder:
         loaded.append(ref)
         return FakeEmbedder()
 
@@ -175,7 +175,7 @@ def test_real_dlib_enroll_identify_verify(embedder, verifier, astro, lfw, tmp_pa
     import modeldeck
 
     monkeypatch.setenv("MODELDECK_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(gallery_module, "_load_embedder", lambda ref, settings=None: embedder)
+    monkeypatch.setattr(gallery_module, "_load_embedder", lambda ref, settings=None, loader=None: embedder)
     monkeypatch.setattr(modeldeck, "load", lambda task, **kw: verifier)
     root = tmp_path / "people"
     (root / "eileen").mkdir(parents=True)

@@ -37,13 +37,14 @@ def rows(path: Path) -> tuple[int, int]:
 def server(live, tmp_path, echo_task, monkeypatch):
     loads: list[str] = []
 
-    def load(ref: str, settings=None) -> FakeEmbedder:
-        loads.append(ref)
-        return FakeEmbedder(max_pixels=settings.max_image_pixels)
+    def load(spec):
+        if spec.task != "face-embed":
+            return echo_task
+        loads.append(spec.model or spec.task)
+        return FakeEmbedder(max_pixels=500_000)
 
-    monkeypatch.setattr(gallery_module, "_load_embedder", load)
     db = tmp_path / "team.db"
-    app = create_app(echo_settings(tmp_path, gallery=str(db), max_image_pixels=500_000), loader=lambda spec: echo_task)
+    app = create_app(echo_settings(tmp_path, gallery=str(db), max_image_pixels=500_000), loader=load)
     srv = LiveServer(app).start()
     live.append(srv)
     srv.db = db  # type: ignore[attr-defined]
@@ -139,8 +140,10 @@ def test_a_gallery_built_with_another_model_is_refused(live, tmp_path, echo_task
     db = tmp_path / "other.db"
     with gallery_module.Gallery(db, FakeEmbedder("other@9")) as g:
         g.enroll("bob", fake_photo((BOB, 1)))
-    monkeypatch.setattr(gallery_module, "_load_embedder", lambda ref, settings=None: FakeEmbedder())
-    app = create_app(echo_settings(tmp_path, gallery=str(db)), loader=lambda spec: echo_task)
+    app = create_app(
+        echo_settings(tmp_path, gallery=str(db)),
+        loader=lambda spec: FakeEmbedder() if spec.task == "face-embed" else echo_task,
+    )
     srv = LiveServer(app).start()
     live.append(srv)
     assert httpx.get(f"{srv.url}/v1/gallery/people").json()["people"] == [{"name": "bob", "images": 1}]
@@ -151,9 +154,11 @@ def test_a_gallery_built_with_another_model_is_refused(live, tmp_path, echo_task
 
 @pytest.mark.slow
 def test_real_dlib_over_http(live, tmp_path, echo_task, embedder, astro, monkeypatch):
-    monkeypatch.setattr(gallery_module, "_load_embedder", lambda ref, settings=None: embedder)
     db = tmp_path / "real.db"
-    app = create_app(echo_settings(tmp_path, gallery=str(db)), loader=lambda spec: echo_task)
+    app = create_app(
+        echo_settings(tmp_path, gallery=str(db)),
+        loader=lambda spec: embedder if spec.task == "face-embed" else echo_task,
+    )
     srv = LiveServer(app).start()
     live.append(srv)
     url = f"{srv.url}/v1/gallery"

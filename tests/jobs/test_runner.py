@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import modeldeck
 from modeldeck.errors import InputError, JobError, OptionError, TooManyErrorsError
 from modeldeck.jobs import read_manifest, run_job
 
@@ -117,16 +116,15 @@ def test_early_errors_come_before_the_model_loads(tmp_path, monkeypatch):
     def no_load(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr(modeldeck, "load", no_load)
     path = write_parquet(tmp_path / "in.parquet", 5)
     with pytest.raises(InputError, match="available columns: id, text"):
-        run_job("ner", path, tmp_path / "out", column="body", progress=False)
+        run_job("ner", path, tmp_path / "out", column="body", progress=False, loader=no_load)
     with pytest.raises(InputError, match="int64"):
-        run_job("ner", path, tmp_path / "out", column="id", progress=False)
+        run_job("ner", path, tmp_path / "out", column="id", progress=False, loader=no_load)
     with pytest.raises(OptionError, match="colour"):
-        run_job("ner", path, tmp_path / "out", column="text", options={"colour": "red"}, progress=False)
+        run_job("ner", path, tmp_path / "out", column="text", options={"colour": "red"}, progress=False, loader=no_load)
     with pytest.raises(InputError, match="does not exist"):
-        run_job("ner", tmp_path / "nope.parquet", tmp_path / "out", column="text", progress=False)
+        run_job("ner", tmp_path / "nope.parquet", tmp_path / "out", column="text", progress=False, loader=no_load)
     pq.write_table(pa.table({"text": ["x"], "error": ["y"]}), tmp_path / "clash.parquet")
     with pytest.raises(InputError, match="'error'"):
         run_job("ner", tmp_path / "clash.parquet", tmp_path / "out", column="text", progress=False)

@@ -9,8 +9,8 @@ import pytest
 
 from modeldeck.config import Settings
 from modeldeck.errors import EmptyInputError, InferenceError, OptionError
-from modeldeck.serving.deck import ModelSpec
 from modeldeck.serving.models import LocalModel, ProcessModel, run_items
+from modeldeck.serving.specs import ModelSpec
 
 from ..support import echo_loader
 

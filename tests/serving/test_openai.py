@@ -17,7 +17,7 @@ import pytest
 
 from modeldeck.config import Settings
 from modeldeck.serving import create_app
-from modeldeck.serving.deck import load_spec
+from modeldeck.serving.specs import load_spec
 
 from ..support import LiveServer
 from ..tasks.gpt2_models import CHAT_TEMPLATE, save_tiny_gpt2

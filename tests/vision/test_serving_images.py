@@ -16,8 +16,8 @@ from PIL import Image as PILImage
 
 from modeldeck.config import Settings
 from modeldeck.serving import create_app
-from modeldeck.serving.deck import ModelSpec
 from modeldeck.serving.models import ProcessModel
+from modeldeck.serving.specs import ModelSpec
 
 from ..support import EchoTask, LiveServer, echo_info
 from .fake_detector import PLANTED, detect_task, segment_task

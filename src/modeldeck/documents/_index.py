@@ -21,6 +21,7 @@ from ._setup import INDEX_DIRNAME, folder_path, index_embedder, index_meta, inde
 from ._store import ChunkRecord, ChunkRow, FileRecord, FileUpdate, IndexStore
 
 if TYPE_CHECKING:
+    from .._api import Loader
     from ..config import Settings
     from ..tasks.base import Task
 
@@ -67,6 +68,7 @@ class DocumentIndex:
         progress: Progress | None = None,
         device: str = "cpu",
         settings: Settings | None = None,
+        loader: Loader | None = None,
     ) -> DocumentIndex:
         """Index ``folder`` (into ``<folder>/.modeldeck-index`` unless ``index_dir`` is given).
 
@@ -76,7 +78,9 @@ class DocumentIndex:
         files whose size, mtime or sha256 changed are re-embedded, new ones added, deleted ones
         dropped. ``rebuild=True`` starts over (needed to switch embedding model or chunk sizes).
         ``index.report`` tells what happened; unreadable files are skipped and listed there.
+        ``loader`` loads models by name (``modeldeck.load`` by default).
         """
+        loader = _default_loader(loader)
         root = folder_path(folder)
         directory = index_path(root, index_dir)
         size = DEFAULT_CHUNK_CHARS if chunk_chars is None else chunk_chars
@@ -89,14 +93,18 @@ class DocumentIndex:
             raise EmptyInputError(
                 f"no documents in {str(root)!r}", hint=f"put files ending in {', '.join(sorted(SUFFIXES))} there"
             )
-        reader = load_reader(qa_model, device=device, settings=settings)  # before an old index is replaced
+        reader = load_reader(
+            qa_model, device=device, settings=settings, loader=loader
+        )  # before an old index is replaced
         if rebuild or not IndexStore.exists(directory):
-            embedder = load_embedder("embed" if model is None else model, device=device, settings=settings)
+            embedder = load_embedder(
+                "embed" if model is None else model, device=device, settings=settings, loader=loader
+            )
             store = IndexStore.create(directory, index_meta(embedder, model, size, overlap))
         else:
             store = IndexStore.open(directory)
             try:
-                embedder = index_embedder(store, model, device=device, settings=settings)
+                embedder = index_embedder(store, model, device=device, settings=settings, loader=loader)
                 if (chunk_chars is not None and int(store.meta["chunk_chars"]) != size) or (
                     overlap_chars is not None and int(store.meta["overlap_chars"]) != overlap
                 ):
@@ -126,14 +134,16 @@ class DocumentIndex:
         qa_model: str | os.PathLike[str] | None = None,
         device: str = "cpu",
         settings: Settings | None = None,
+        loader: Loader | None = None,
     ) -> DocumentIndex:
         """Open the index of ``folder`` as it is on disk (no update); the model defaults to the recorded one."""
+        loader = _default_loader(loader)
         root = Path(folder).expanduser()
         directory = index_path(root, index_dir)
         store = IndexStore.open(directory)
         try:
-            embedder = index_embedder(store, model, device=device, settings=settings)
-            reader = load_reader(qa_model, device=device, settings=settings)
+            embedder = index_embedder(store, model, device=device, settings=settings, loader=loader)
+            reader = load_reader(qa_model, device=device, settings=settings, loader=loader)
         except BaseException:
             store.close()
             raise
@@ -314,6 +324,12 @@ class DocumentIndex:
 
     def __repr__(self) -> str:
         return f"<DocumentIndex folder={str(self.folder)!r} chunks={len(self)} model={self.model!r}>"
+
+
+def _default_loader(loader: Loader | None) -> Loader:
+    from .._api import load
+
+    return load if loader is None else loader
 
 
 def _passage(row: ChunkRow, score: float) -> Passage:

@@ -12,6 +12,7 @@ from ._extract import SUFFIXES
 from ._store import IndexStore
 
 if TYPE_CHECKING:
+    from .._api import Loader
     from ..config import Settings
     from ..tasks.base import Task
 
@@ -60,40 +61,45 @@ def scan(root: Path, index_dir: Path) -> dict[str, Path]:
 
 
 def load_embedder(
-    model: str | Task[Any, Any, Any, Any], *, device: str, settings: Settings | None
+    model: str | Task[Any, Any, Any, Any], *, device: str, settings: Settings | None, loader: Loader
 ) -> Task[Any, Any, Any, Any]:
+    from ..tasks.base import Task
+
     if not isinstance(model, str):
-        if getattr(model, "name", None) != "embed":
+        if not isinstance(model, Task) or model.name != "embed":
             raise OptionError(f"model must be an embed task or a model name, got {model!r}")
         return model
-    from .._api import load
-
     if model == "embed":
-        return load("embed", device=device, settings=settings)
-    return load("embed", model=model, device=device, settings=settings)
+        return loader("embed", device=device, settings=settings)
+    return loader("embed", model=model, device=device, settings=settings)
 
 
 def index_embedder(
-    store: IndexStore, model: str | Task[Any, Any, Any, Any] | None, *, device: str, settings: Settings | None
+    store: IndexStore,
+    model: str | Task[Any, Any, Any, Any] | None,
+    *,
+    device: str,
+    settings: Settings | None,
+    loader: Loader,
 ) -> Task[Any, Any, Any, Any]:
     """``model``, or the model the index records, checked against the index."""
     if model is not None:
-        embedder = load_embedder(model, device=device, settings=settings)
+        embedder = load_embedder(model, device=device, settings=settings, loader=loader)
     else:
         try:
-            embedder = load_embedder(store.meta["model_ref"], device=device, settings=settings)
+            embedder = load_embedder(store.meta["model_ref"], device=device, settings=settings, loader=loader)
         except NotFoundError:
-            embedder = load_embedder(store.meta["model_path"], device=device, settings=settings)
+            embedder = load_embedder(store.meta["model_path"], device=device, settings=settings, loader=loader)
     check_model(store, embedder, store.directory)
     return embedder
 
 
-def load_reader(qa_model: str | os.PathLike[str] | None, *, device: str, settings: Settings | None) -> Any:
+def load_reader(
+    qa_model: str | os.PathLike[str] | None, *, device: str, settings: Settings | None, loader: Loader
+) -> Any:
     if qa_model is None:
         return None
-    from .._api import load
-
-    return load("qa", model=os.fspath(qa_model), device=device, settings=settings)
+    return loader("qa", model=os.fspath(qa_model), device=device, settings=settings)
 
 
 def index_meta(embedder: Task[Any, Any, Any, Any], model: Any, size: int, overlap: int) -> dict[str, str]:

@@ -266,17 +266,16 @@ class PairsReport:
 
 
 def _embedder(task: Any) -> Any:
-    """The face-embed task behind a face-verify task (or the task itself if it embeds)."""
-    for attr in ("embed_task", "embedder_task", "embed"):
-        inner = getattr(task, attr, None)
-        if inner is not None and hasattr(inner, "embed_one"):
-            return inner
-    if hasattr(task, "embed_one"):
-        return task
-    raise InputTypeError(
-        f"evaluate_pairs needs a face-verify (or face-embed) task, got {type(task).__name__}",
-        hint='load it with modeldeck.load("face-verify")',
-    )
+    """The face-embed task behind a face-verify task, or the task itself (anything with ``embed_one``)."""
+    from ..tasks.faces import FaceVerifyTask
+
+    embed = task.embed if isinstance(task, FaceVerifyTask) else task
+    if not callable(getattr(embed, "embed_one", None)):
+        raise InputTypeError(
+            f"evaluate_pairs needs a face-verify (or face-embed) task, got {type(task).__name__}",
+            hint='load it with modeldeck.load("face-verify")',
+        )
+    return embed
 
 
 def _progress(enabled: bool, total: int) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -316,16 +315,14 @@ def evaluate_pairs(
     started = time.perf_counter()
     pairs = read_pairs(pairs_csv, limit=limit)
     embed = _embedder(task)
-    metric = str(getattr(task, "metric", None) or embed.metric)
-    threshold = float(getattr(task, "threshold", None) or embed.threshold)
+    metric, threshold = embed.metric, embed.threshold
     # Options given at load time (``-o upsample=1``) apply to the embedding; ``match_threshold`` to the verdict.
-    defaults = getattr(task, "default_options", None) if embed is not task else None
-    options: dict[str, Any] = defaults.model_dump(exclude_unset=True) if defaults is not None else {}
+    options: dict[str, Any] = task.default_options.model_dump(exclude_unset=True) if embed is not task else {}
     options.pop("largest", None)
     if options.get("match_threshold") is not None:
         threshold = float(options["match_threshold"])
     options.pop("match_threshold", None)
-    model = str(getattr(embed, "model_id", None) or getattr(task, "model_id", "?"))
+    model = embed.model_id
 
     paths = list(dict.fromkeys(p for pair in pairs for p in (pair.a, pair.b)))
     vectors: dict[Path, np.ndarray] = {}

@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from ._results import (
 from ._search import Snapshot, build_snapshot, empty_snapshot, rank
 from ._store import GalleryMeta, GalleryStore
 
+if TYPE_CHECKING:
+    from .._api import Loader
+
 __all__ = ["MAX_NAME_CHARS", "Gallery"]
 
 MAX_NAME_CHARS = 200
@@ -48,13 +51,12 @@ def _model_ref_id(ref: str, settings: Settings | None = None) -> str:
     return f"{info.name}@{info.version}"
 
 
-def _load_embedder(ref: str, settings: Settings | None = None) -> Any:
-    from .. import load
+def _load_embedder(ref: str, settings: Settings | None, loader: Loader) -> Any:
     from ..tasks import TASKS
 
     if ref in TASKS:
-        return load(ref, settings=settings)
-    return load("face-embed", model=ref, settings=settings)
+        return loader(ref, settings=settings)
+    return loader("face-embed", model=ref, settings=settings)
 
 
 def _check_embedder(task: Any) -> Any:
@@ -117,9 +119,13 @@ class Gallery:
         *,
         create: bool = True,
         settings: Settings | None = None,
+        loader: Loader | None = None,
     ) -> None:
+        from .._api import load
+
         self.path = Path(path)
         self._settings = settings
+        self._loader: Loader = load if loader is None else loader
         self._load_lock = threading.Lock()
         self._embed_lock = threading.Lock()
         self._task: Any = _check_embedder(model) if model is not None and not isinstance(model, str) else None
@@ -182,7 +188,7 @@ class Gallery:
         with self._load_lock:
             if self._task is None:
                 ref = self._ref if self._ref is not None else (self._meta.model_id if self._meta else "face-embed")
-                task = _check_embedder(_load_embedder(ref, self._settings))
+                task = _check_embedder(_load_embedder(ref, self._settings, self._loader))
                 if self._meta is not None:
                     self._check_model(task.model_id)
                 self._task = task

@@ -18,6 +18,7 @@ from ._readers import open_source
 from ._writers import OutputFormat, OutputWriter, open_output
 
 if TYPE_CHECKING:
+    from .._api import Loader
     from ..tasks.base import Task
 
 __all__ = ["JobSummary", "run_job"]
@@ -61,6 +62,19 @@ def _output_format(output: Path, output_format: str | None) -> OutputFormat:
     if output_format not in ("parquet", "jsonl"):
         raise OptionError(f"unknown output format {output_format!r}", hint="valid formats: jsonl, parquet")
     return output_format  # type: ignore[return-value]
+
+
+def model_as_task(task: str, model: str | None) -> tuple[str, str | None]:
+    """``run churn``: a model name or path in place of a task runs that model with its own task."""
+    from ..tasks import TASKS
+
+    if model is not None or task in TASKS:
+        return task, model
+    from ..config import Settings
+    from ..store import ModelStore
+
+    info = ModelStore(Settings.from_env()).resolve(task, auto_pull=False)
+    return info.task, task
 
 
 def _task_class(task: str | Task[Any, Any, Any, Any]) -> type:
@@ -163,11 +177,12 @@ def run_job(
     max_errors: int | None = None,
     progress: bool = True,
     chunk_rows: int = 10_000,
+    loader: Loader | None = None,
 ) -> JobSummary:
     """Run ``task`` over every row of ``input`` and write input columns + ``result`` + ``error``.
 
-    ``task`` is a task name (the model is loaded with ``modeldeck.load``; ``model`` and
-    ``batch_size`` apply to that load) or an already loaded task, used as it is. Everything that
+    ``task`` is a task name (the model is loaded with ``loader``, ``modeldeck.load`` by default;
+    ``model`` and ``batch_size`` apply to that load) or an already loaded task, used as it is. Everything that
     can be checked without the model (input, column, options, output) is checked before it loads.
     Output is committed every ``chunk_rows`` rows; with ``resume=True`` a killed job continues
     after its last commit. A bad row gets an error entry and the job goes on, unless more than
@@ -182,10 +197,12 @@ def run_job(
         raise OptionError(f"max_errors must be >= 0, got {max_errors}", hint="leave it out for no limit")
     output = Path(output)
     fmt = _output_format(output, output_format)
+    if isinstance(task, str):
+        task, model = model_as_task(task, model)
     task_cls = _task_class(task)
     options_json = _check_options(task_cls, options or {})
     read_rows = max(1, min(chunk_rows, max(_READ_ROWS, batch_size)))
-    source = open_source(input, column, kind=getattr(task_cls, "input_kind", "text"), batch_rows=read_rows)
+    source = open_source(input, column, kind=task_cls.input_kind, batch_rows=read_rows)
     schema = output_schema(source.schema, task_cls.result_type)
     if output.resolve() == source.path.resolve():
         raise OptionError(f"the output {str(output)!r} is the input", hint="write the output somewhere else")
@@ -204,9 +221,9 @@ def run_job(
                           source.skipped, fmt)  # fmt: skip
 
     if isinstance(task, str):
-        from .. import load
+        from .._api import load
 
-        loaded = load(task, model=model, batch_size=batch_size)
+        loaded = (load if loader is None else loader)(task, model=model, batch_size=batch_size)
     else:
         loaded = task
     parsed = loaded.parse_options(options_json)

@@ -24,7 +24,7 @@ from ..errors import ConfigError, ModelDeckError, ModelFileError, UnsafeModelFil
 from .base import import_framework
 from .tensors import STRING, TensorSpec, dtype_name, find_model_file, output_names
 
-__all__ = ["DEFAULT_BACKEND", "KerasRuntime", "choose_backend", "read_config"]
+__all__ = ["DEFAULT_BACKEND", "KerasRuntime", "choose_backend", "import_keras", "read_config"]
 
 DEFAULT_BACKEND = "torch"
 _BACKEND_PACKAGES: Mapping[str, tuple[str, str]] = {
@@ -88,7 +88,7 @@ def choose_backend(config: Mapping[str, Any]) -> str:
     return DEFAULT_BACKEND
 
 
-def _import_keras(backend: str) -> Any:
+def import_keras(backend: str = DEFAULT_BACKEND) -> Any:
     """Import Keras on ``backend`` unless it is already imported (then its backend stays)."""
     with _IMPORT_LOCK:
         if "keras" in sys.modules:
@@ -119,6 +119,15 @@ def _keras_device(device: str) -> str:
     raise ConfigError(f"the keras runtime cannot use device {device!r}", hint="use 'cpu', 'cuda' or 'cuda:N'")
 
 
+def _output_layer_names(model: Any) -> list[str]:
+    """A functional model's ``output_names``; a Sequential has none, so the layers that make the outputs."""
+    names = getattr(model, "output_names", None)  # Functional has it, Sequential does not
+    if names:
+        return list(names)
+    history = [getattr(t, "_keras_history", None) for t in model.outputs]
+    return [str(h.operation.name) for h in history if h is not None]
+
+
 def _spec(tensor: Any, name: str) -> TensorSpec:
     shape = tuple(None if d is None else int(d) for d in tensor.shape)
     return TensorSpec(name=name, shape=shape, dtype=dtype_name(str(tensor.dtype)))
@@ -137,7 +146,12 @@ class KerasRuntime:
         self.backend = str(keras.backend.backend())
         self._scope = _keras_device(device)
         self.inputs = tuple(_spec(t, t.name) for t in model.inputs)
-        names = output_names(len(model.outputs), list(getattr(model, "output_names", None) or []))
+        # The structure the model was built with (one tensor, a list, a dict); a loaded Sequential has no
+        # ``input`` attribute on the torch backend, and takes its one input bare.
+        self._input_struct = getattr(model, "input", None)
+        if self._input_struct is None:
+            self._input_struct = model.inputs[0] if len(model.inputs) == 1 else list(model.inputs)
+        names = output_names(len(model.outputs), _output_layer_names(model))
         self.outputs = tuple(_spec(t, n) for t, n in zip(model.outputs, names, strict=True))
 
     @classmethod
@@ -145,7 +159,7 @@ class KerasRuntime:
         """Load a ``.keras`` file. ``safe_mode=False`` is the explicit opt-in to run a ``Lambda``'s code."""
         file = find_model_file(path, (".keras",), "Keras model file")
         config = read_config(file)
-        keras = _import_keras(choose_backend(config))
+        keras = import_keras(choose_backend(config))
         backend = str(keras.backend.backend())
         if takes_text(config) and backend != "tensorflow":
             raise ConfigError(
@@ -181,7 +195,7 @@ class KerasRuntime:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         keras = self._keras
-        batch = keras.tree.map_structure(lambda tensor: feeds[tensor.name], self.model.input)
+        batch = keras.tree.map_structure(lambda tensor: feeds[tensor.name], self._input_struct)
         with keras.device(self._scope):
             raw = self.model.predict_on_batch(batch)
         arrays = keras.tree.flatten(raw)

@@ -48,6 +48,22 @@ def _schema_version(file: Path) -> str | None:
     return f"{match.group(1)}.{match.group(2)}" if match else None
 
 
+def _check_schema(file: Path, torch: Any) -> None:
+    """Refuse a ``.pt2`` written with a newer export schema than this torch reads: torch may load
+    such a file without complaint and misread it."""
+    written = _schema_version(file)
+    try:
+        from torch._export.serde.schema import SCHEMA_VERSION  # no public name for it
+    except ImportError:
+        return
+    if written is not None and int(written.split(".")[0]) > int(SCHEMA_VERSION[0]):
+        raise ModelFileError(
+            f"{file.name!r} was exported with torch.export schema {written}, newer than the "
+            f"{SCHEMA_VERSION[0]}.{SCHEMA_VERSION[1]} that torch {torch.__version__} reads",
+            hint="load it with the torch version that exported it (or newer), or export it again with this one",
+        )
+
+
 class TorchExportRuntime:
     """A loaded ``ExportedProgram``; ``run`` calls its module with the user inputs in order."""
 
@@ -79,6 +95,7 @@ class TorchExportRuntime:
         if file.suffix != ".pt2":
             refuse_pickle(file, "torch.export .pt2 archive")
         torch = _torch()
+        _check_schema(file, torch)
         try:
             program = torch.export.load(str(file))
             if device != "cpu":

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
@@ -31,19 +31,18 @@ from ..errors import (
     OverloadedError,
     ServiceError,
 )
-from .deck import AnyTask, Deck, Deployment, ModelSpec, load_spec, parse_specs
+from .deck import Deck, Deployment
 from .errors import error_body, error_headers, status_for
 from .gallery_routes import add_gallery_routes
 from .limits import BodyLimitMiddleware
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .models import LocalModel, ProcessModel, ServedModel
 from .openai_routes import add_openai_routes
+from .specs import ModelSpec, SpecLoader, load_spec, parse_specs, task_loader
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("modeldeck.serving")
-
-Loader = Callable[[ModelSpec], AnyTask]
 
 
 class FastJSONResponse(JSONResponse):
@@ -67,7 +66,7 @@ class PredictResponse(BaseModel):
     outputs: list[dict[str, Any]] = Field(description="One entry per input: a result, or {'error': {code, message}}.")
 
 
-def create_app(settings: Settings | None = None, *, loader: Loader | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = None) -> FastAPI:
     """Build the server for ``settings.models``; models load in the background after start-up.
 
     ``loader`` turns a spec into a task in this process (tests use it); by default each model
@@ -106,11 +105,11 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
     _add_error_handlers(app)
     _add_routes(app)
     add_openai_routes(app)
-    add_gallery_routes(app)
+    add_gallery_routes(app, task_loader(settings, loader))
     return app
 
 
-def _build_model(spec: ModelSpec, settings: Settings, loader: Loader | None) -> ServedModel:
+def _build_model(spec: ModelSpec, settings: Settings, loader: SpecLoader | None) -> ServedModel:
     """Load one model where it will run (blocking: called from a worker thread)."""
     if loader is not None:
         return LocalModel(loader(spec))
@@ -121,7 +120,7 @@ def _build_model(spec: ModelSpec, settings: Settings, loader: Loader | None) -> 
     return LocalModel(load_spec(spec, settings))
 
 
-async def _load_deck(deck: Deck, loader: Loader | None, settings: Settings, metrics: ServerMetrics) -> None:
+async def _load_deck(deck: Deck, loader: SpecLoader | None, settings: Settings, metrics: ServerMetrics) -> None:
     for spec in deck.specs:
         started = time.perf_counter()
         try:
@@ -352,7 +351,7 @@ def _input_kind(deployment: Deployment) -> str:
     from ..tasks import TASKS
 
     task = deployment.model.task
-    return str(getattr(TASKS.get(task), "input_kind", "text")) if task in TASKS else "text"
+    return str(TASKS.get(task).input_kind) if task in TASKS else "text"
 
 
 async def _read_predict_body(request: Request, input_kind: str = "image") -> tuple[PredictRequest, str | None]:
@@ -421,7 +420,7 @@ def _check_render(render: str, deployment: Deployment, body: PredictRequest) -> 
     from ..tasks import TASKS
 
     task = deployment.model.task
-    if task not in TASKS or getattr(TASKS.get(task), "input_kind", "text") != "image":
+    if task not in TASKS or TASKS.get(task).input_kind != "image":
         raise OptionError(
             f"render={render} draws image results, but model {deployment.name!r} serves the {task} task",
             hint="leave out render",

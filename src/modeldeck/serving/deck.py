@@ -1,4 +1,4 @@
-"""The served models: deck specs, and one deployment (task + batcher) per served name."""
+"""The served models: one deployment (model + batcher) per served name, and the deck that holds them."""
 
 from __future__ import annotations
 
@@ -8,70 +8,18 @@ import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from ..batching import MicroBatcher
 from ..config import Settings
-from ..errors import ModelDeckError, OptionError, ServiceError, ShuttingDownError, UnknownModelError, UnknownNameError
-from ..tasks import TASKS
-from ..tasks.base import Task
+from ..errors import ModelDeckError, ServiceError, ShuttingDownError, UnknownModelError, UnknownNameError
 from .metrics import ServerMetrics
+from .models import ServedModel, StreamSink
+from .specs import ModelSpec
 
-if TYPE_CHECKING:
-    from .models import ServedModel
-
-__all__ = ["Deck", "Deployment", "ModelSpec", "StreamEnd", "parse_specs"]
-
-AnyTask = Task[Any, Any, Any, Any]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One entry of ``--models``: ``TASK``, ``MODEL``, ``TASK:MODEL`` or ``ALIAS=`` before any of them."""
-
-    alias: str
-    task: str | None
-    model: str | None
-
-    @classmethod
-    def parse(cls, text: str) -> ModelSpec:
-        spec = text.strip()
-        alias, sep, rest = spec.partition("=")
-        if not sep:
-            alias, rest = "", spec
-        task, colon, model = rest.partition(":")
-        if colon and task in TASKS:
-            parsed = cls(alias or task, task, model or None)
-        elif rest in TASKS:
-            parsed = cls(alias or rest, rest, None)
-        else:
-            parsed = cls(alias or rest, None, rest)
-        if not parsed.alias or "/" in parsed.alias or not (parsed.task or parsed.model):
-            raise OptionError(
-                f"cannot read the model spec {text!r}",
-                hint="use TASK, MODEL, TASK:MODEL or ALIAS=TASK:MODEL, e.g. 'ner' or 'bert=ner:./my-bert'",
-            )
-        return parsed
-
-
-def parse_specs(texts: Sequence[str]) -> list[ModelSpec]:
-    specs = [ModelSpec.parse(t) for t in texts]
-    seen: set[str] = set()
-    for spec in specs:
-        if spec.alias in seen:
-            raise OptionError(f"the model name {spec.alias!r} is served twice", hint="give one of them an ALIAS=")
-        seen.add(spec.alias)
-    return specs
-
-
-def load_spec(spec: ModelSpec, settings: Settings) -> AnyTask:
-    from .._api import load
-
-    if spec.task and spec.model:
-        return load(spec.task, model=spec.model, settings=settings)
-    return load(spec.task or spec.model or spec.alias, settings=settings)
+__all__ = ["Deck", "Deployment", "StreamEnd"]
 
 
 @dataclass(frozen=True)
@@ -122,9 +70,7 @@ class Deployment:
         consumer stops early (the client disconnected), the generation stops at its next step and
         its batch slot is freed; ``deadline`` bounds the wait in the queue only.
         """
-        from .models import StreamSink
-
-        if not getattr(self.model, "supports_streaming", False):
+        if not self.model.supports_streaming:
             raise UnknownNameError("streaming task", self.model.task, ("generate", "chat"))
         sink = StreamSink(asyncio.get_running_loop())
         job = asyncio.ensure_future(self.batcher.submit((raw, options, sink), deadline=deadline))
@@ -190,7 +136,7 @@ class Deployment:
                 "queue_depth": self.batcher.depth,
                 "stats": _plain(self.batcher.stats),
             },
-            **({"streams": dict(self.streams)} if getattr(self.model, "supports_streaming", False) else {}),
+            **({"streams": dict(self.streams)} if self.model.supports_streaming else {}),
         }
 
 

@@ -21,6 +21,7 @@ from ..errors import EmptyInputError, GalleryNotFoundError, InputDecodeError, In
 from ..images import decode_base64
 
 if TYPE_CHECKING:
+    from .._api import Loader
     from ..gallery import Gallery
 
 __all__ = ["GalleryHolder", "add_gallery_routes"]
@@ -31,8 +32,9 @@ _PREFIX = "/v1/gallery"
 class GalleryHolder:
     """Opens the configured gallery once, on first use; answers 404 while none is configured or exists."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, loader: Loader) -> None:
         self.settings = settings
+        self.loader = loader
         self._lock = threading.Lock()
         self._gallery: Gallery | None = None
 
@@ -51,7 +53,7 @@ class GalleryHolder:
                     )
                 from ..gallery import Gallery
 
-                self._gallery = Gallery(path, None, create=True, settings=self.settings)
+                self._gallery = Gallery(path, None, create=True, settings=self.settings, loader=self.loader)
             return self._gallery
 
     def close(self) -> None:
@@ -138,9 +140,9 @@ def _no_extra(fields: dict[str, Any], allowed: str) -> None:
         raise OptionError(f"unknown field(s): {', '.join(sorted(fields))}", hint=f"valid fields: {allowed}")
 
 
-def add_gallery_routes(app: FastAPI) -> None:
+def add_gallery_routes(app: FastAPI, loader: Loader) -> None:
     """Add ``/v1/gallery/...`` to ``app``; the gallery file is ``app.state.settings.gallery``."""
-    app.state.gallery = GalleryHolder(app.state.settings)
+    app.state.gallery = GalleryHolder(app.state.settings, loader)
 
     def holder(request: Request) -> GalleryHolder:
         return request.app.state.gallery  # type: ignore[no-any-return]

@@ -34,7 +34,7 @@ from ..config import Settings
 from ..errors import InferenceError, ModelDeckError, ShuttingDownError
 from ..tasks.base import Options, Task, option_error
 from ..types import ModelInfo
-from .deck import ModelSpec, load_spec
+from .specs import ModelSpec, load_spec
 
 __all__ = ["LocalModel", "ProcessModel", "ServedModel", "StreamSink", "run_items"]
 
@@ -100,10 +100,6 @@ class StreamSink:
         return True
 
 
-def _streams(task: AnyTask) -> bool:
-    return bool(getattr(task, "supports_streaming", False))
-
-
 def run_items(task: AnyTask, items: Sequence[tuple[Any, ...]]) -> list[Output]:
     """Run a batch of ``(input, options mapping[, sink])`` through ``task``; one output per item."""
     parsed: dict[bytes, Options | ModelDeckError] = {}
@@ -139,7 +135,7 @@ class LocalModel:
         self._task = task
         self.task = task.name
         self.info = task.info
-        self.supports_streaming = _streams(task)
+        self.supports_streaming = task.supports_streaming
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         self._task.parse_options(options)
@@ -208,7 +204,7 @@ def _worker_main(conn: Connection, spec: ModelSpec, settings: Settings, loader: 
         conn.send(("failed", message))
         return
     # The options class travels by reference (module and name), so the server can check options early.
-    conn.send(("ready", task.name, task.options_type, task.info, task.describe(), _streams(task)))
+    conn.send(("ready", task.name, task.options_type, task.info, task.describe(), task.supports_streaming))
     while True:
         try:
             message = conn.recv()

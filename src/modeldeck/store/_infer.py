@@ -103,6 +103,9 @@ def _byom_layout(path: Path, task: str | None) -> tuple[str, tuple[str, ...]] | 
             runtime = "torch-export"
         elif suffix in _TORCHSCRIPT_SUFFIXES or (suffix in (".pt", ".pth") and _is_torchscript(path)):
             runtime = "torchscript"
+        elif suffix in (".pt", ".pth") and task in (None, "tensor"):
+            # Not TorchScript: a pickle. The torchscript runtime refuses it with the way to re-save it.
+            runtime = "torchscript"
         elif suffix == ".onnx":
             runtime = "onnxruntime"
             default = _yolo_tasks(path) or default

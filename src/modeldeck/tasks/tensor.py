@@ -251,6 +251,8 @@ def check_example(raw: Any, inputs: Sequence[TensorSpec]) -> Example:
         raise TensorNameError(f"input names: {'; '.join(problems)}", hint=f"the model takes: {_describe(inputs)}")
     example: Example = {}
     for spec in inputs:
+        if raw[spec.name] is None:
+            raise TensorDtypeError(f"input {spec.name!r} is null", hint=f"send values for: {_describe([spec])}")
         array = _as_array(raw[spec.name], spec.name)
         array = _cast(array, spec)
         _check_shape(array, spec)
