@@ -17,7 +17,7 @@ from torchvision.models import ResNet18_Weights
 import modeldeck
 from modeldeck.errors import ConfigError, OptionError, UnsafeModelFileError
 from modeldeck.images import load_image
-from modeldeck.runtimes.keras import DEFAULT_BACKEND, _import_keras
+from modeldeck.runtimes.keras import import_keras
 from modeldeck.tasks._image_classifiers import keras_family
 from modeldeck.tasks._image_prep import KERAS_FAMILIES, keras_preprocessing, preprocess_image, resize_image
 from modeldeck.tasks.classify_image import ClassifyImageTask, imagenet_classes
@@ -32,7 +32,7 @@ TORCHVISION_SIDECAR = {
 
 
 def keras() -> Any:
-    return _import_keras(DEFAULT_BACKEND)  # modeldeck's choice of backend, unless Keras is already imported
+    return import_keras()  # modeldeck's choice of backend, unless Keras is already imported
 
 
 def full_scores(task: ClassifyImageTask, pixels: np.ndarray) -> np.ndarray:

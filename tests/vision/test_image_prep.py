@@ -12,7 +12,7 @@ from torchvision.models import get_model_weights
 
 from modeldeck.errors import ConfigError
 from modeldeck.images import load_image
-from modeldeck.runtimes.keras import DEFAULT_BACKEND, _import_keras
+from modeldeck.runtimes.keras import import_keras
 from modeldeck.runtimes.torchvision_classify import weights_preprocessing
 from modeldeck.tasks._image_prep import (
     KERAS_FAMILIES,
@@ -56,7 +56,7 @@ def test_torchvision_crop_of_a_tall_image_is_centred() -> None:
 
 @pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])
 def test_keras_modes_equal_preprocess_input(photo: np.ndarray, mode: str) -> None:
-    _import_keras(DEFAULT_BACKEND)  # on modeldeck's backend (torch) unless Keras is already imported
+    import_keras()  # on modeldeck's backend (torch) unless Keras is already imported
     from keras.applications import imagenet_utils
 
     spec = keras_preprocessing(mode, (224, 224))
@@ -69,7 +69,7 @@ def test_keras_modes_equal_preprocess_input(photo: np.ndarray, mode: str) -> Non
 
 
 def test_vgg16_preprocess_input_and_load_img(photo: np.ndarray, tmp_path: Path) -> None:
-    _import_keras(DEFAULT_BACKEND)
+    import_keras()
     from keras.applications import vgg16
     from keras.utils import img_to_array, load_img
 
