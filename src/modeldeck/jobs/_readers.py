@@ -94,6 +94,14 @@ def open_source(path: str | Path, column: str | None, *, kind: InputKind = "text
     return source
 
 
+def _tensor_row(row: dict[str, Any], names: tuple[str, ...] | None) -> Any:
+    if names is None:
+        return row
+    if len(names) == 1 and isinstance(row.get(names[0]), dict):
+        return row[names[0]]  # one object-valued key: its keys are the inputs
+    return {name: row.get(name) for name in names}
+
+
 def _open_tensor_table(path: Path, column: str | None, batch_rows: int) -> Source:
     if path.is_dir():
         raise InputError(
@@ -113,8 +121,13 @@ def _open_tensor_table(path: Path, column: str | None, batch_rows: int) -> Sourc
     def values(batch: pa.RecordBatch) -> list[Any]:
         return tensor_examples(batch, names)
 
-    opener = {"parquet": _open_parquet, "csv": _open_csv, "jsonl": _open_jsonl}[fmt]
-    source = opener(path, None, batch_rows, values)
+    if fmt == "jsonl":
+        # From the parsed JSON, not the Arrow columns: Arrow would widen a column's ints to floats
+        # when one row holds a float, and a model that takes ints would then refuse every row.
+        source = _open_jsonl(path, None, batch_rows, row_values=lambda row: _tensor_row(row, names))
+    else:
+        opener = {"parquet": _open_parquet, "csv": _open_csv}[fmt]
+        source = opener(path, None, batch_rows, values)
     missing = [n for n in names or () if n not in source.schema.names]
     if missing:
         raise InputError(
@@ -260,7 +273,9 @@ def _fit(values: list[Any], dtype: pa.DataType) -> pa.Array:
         return pa.array(fitted, type=dtype)
 
 
-def _open_jsonl(path: Path, column: str | None, batch_rows: int, values: Values | None = None) -> Source:
+def _open_jsonl(
+    path: Path, column: str | None, batch_rows: int, row_values: Callable[[dict[str, Any]], Any] | None = None
+) -> Source:
     # Columns and types come from the first lines (in order of first appearance); a key seen only
     # later is not kept. The task column is always text, so an int there is that row's error.
     rows = [_parse_line(number, line) for number, line in islice(_lines(path), _JSON_SCHEMA_LINES)]
@@ -299,10 +314,8 @@ def _open_jsonl(path: Path, column: str | None, batch_rows: int, values: Values 
                 raw = [None if v is None else json.dumps(v, ensure_ascii=False) for v in raw]
             arrays.append(_fit(raw, f.type))
         batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
-        if values is not None:  # a tensor task: examples from the typed columns; a bad line stays its error
-            picked = values(batch)
-            return batch, [row if isinstance(row, ModelDeckError) else v for row, v in zip(parsed, picked, strict=True)]
-        return batch, [row.get(column) if isinstance(row, dict) else row for row in parsed]
+        pick = row_values or (lambda row: row.get(column))
+        return batch, [pick(row) if isinstance(row, dict) else row for row in parsed]
 
     def read(skip: int) -> Iterator[Chunk]:
         lines = islice(_lines(path), skip, None)
