@@ -120,7 +120,7 @@ def colour_reference(pixels: np.ndarray) -> np.ndarray:
 ONNX_SIDECAR = SIDECAR
 
 
-@pytest.mark.parametrize("batch", [None, 1])
+@pytest.mark.parametrize("batch", [None, 1, 2])
 def test_onnx_classifier_with_sidecar(tmp_path: Path, batch: int | None) -> None:
     file = colour_graph(tmp_path / "colour.onnx", batch)
     write_sidecar(file, ONNX_SIDECAR)
@@ -130,12 +130,28 @@ def test_onnx_classifier_with_sidecar(tmp_path: Path, batch: int | None) -> None
     red = np.zeros((40, 50, 3), np.uint8)
     red[..., 0] = 230
     photos = [red, PHOTOS["coffee"], PHOTOS["chelsea"]]
-    results = task(photos)  # batch 1 graphs run one image per call
+    results = task(photos)  # a fixed-batch graph runs that many per call, the last chunk padded
     for pixels, result in zip(photos, results, strict=True):
         expected = colour_reference(pixels)
         by_name = {lab.label: lab.score for lab in result.labels}
         np.testing.assert_allclose([by_name[c] for c in CLASSES], expected, rtol=0, atol=1e-5)
     assert results[0].labels[0].label == "red"
+
+
+def test_declared_probabilities_are_not_softmaxed(tmp_path: Path) -> None:
+    file = colour_graph(tmp_path / "colour.onnx", None)
+    write_sidecar(file, {**ONNX_SIDECAR, "scores": "probabilities"})
+    task: Any = modeldeck.load("classify-image", model=str(file))
+    pixels = PHOTOS["coffee"]
+    spec = keras_preprocessing("torch", (32, 32)).model_copy(update={"layout": "NCHW"})
+    logits = WEIGHTS @ preprocess_image(load_image(pixels), spec).mean(axis=(1, 2)) + BIAS
+    scores = {lab.label: lab.score for lab in task(pixels, top_k=4).labels}
+    kept = [c for c, v in zip(CLASSES, logits, strict=True) if v >= 0]  # min_score 0 drops negative ones
+    assert sorted(scores) == sorted(kept) and kept
+    np.testing.assert_allclose([scores[c] for c in kept], logits[logits >= 0], rtol=0, atol=1e-5)
+    write_sidecar(file, {**ONNX_SIDECAR, "scores": "percent"})
+    with pytest.raises(ConfigError, match="scores"):
+        modeldeck.load("classify-image", model=str(file))
 
 
 def test_onnx_without_labels_is_refused(tmp_path: Path) -> None:

@@ -180,14 +180,14 @@ class TensorClassifier(BackendBase):
         *,
         labels: tuple[str, ...],
         preprocessing: ImagePreprocessing,
-        scores: ScoreKind | None,
+        scores: ScoreKind,
         input_name: str,
         output_name: str | None,
     ) -> None:
         super().__init__(runtime)
         self.labels = labels
         self.preprocessing = preprocessing
-        self.scores: ScoreKind = scores or "auto"
+        self.scores = scores
         self.input_name = input_name
         self.output_name = output_name
         self.batch_limit = fixed_batch_size(runtime.inputs)
@@ -245,13 +245,11 @@ class TensorClassifier(BackendBase):
                 f"{where} gives {classes} scores per image but {len(labels)} labels are declared",
                 hint="list one label per output, in output order",
             )
-        declared_scores = card.get("scores")
-        scores = None if declared_scores is None else card_scores(declared_scores, where=where)
         return cls(
             runtime,
             labels=labels,
             preprocessing=preprocessing,
-            scores=scores,
+            scores=card_scores(card.get("scores"), where=where),
             input_name=spec.name,
             output_name=output_name,
         )
@@ -264,12 +262,18 @@ class TensorClassifier(BackendBase):
         )
 
     def classify(self, batch: np.ndarray) -> np.ndarray:
-        if self.batch_limit is not None and self.batch_limit != len(batch):
-            # A model exported for a fixed batch size (often 1) runs that many images per call.
-            step = self.batch_limit
-            if len(batch) % step:
-                raise ConfigError(f"the model takes batches of exactly {step} images, not {len(batch)}")
-            return np.concatenate([self.classify(batch[i : i + step]) for i in range(0, len(batch), step)])
+        step = self.batch_limit
+        if step is not None and step != len(batch):
+            # A model exported for a fixed batch size (often 1) runs that many images per call; a short
+            # last chunk is padded with copies of its last image, whose scores are dropped.
+            parts = []
+            for start in range(0, len(batch), step):
+                chunk = batch[start : start + step]
+                count = len(chunk)
+                if count < step:
+                    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - count, axis=0)])
+                parts.append(self.classify(chunk)[:count])
+            return np.concatenate(parts)
         outputs = self.runtime.run({self.input_name: batch})
         raw = outputs[self.output_name] if self.output_name is not None else next(iter(outputs.values()))
         return np.asarray(raw).reshape(len(batch), -1)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import numpy as np
 from pydantic import Field
 
-from ..errors import InferenceError
+from ..errors import ConfigError, InferenceError
 from ..images import Image
 from ..types import ModelInfo
 from ._backend import Backend
@@ -94,7 +94,9 @@ class ClassifyImageTask(ImageTask[np.ndarray, np.ndarray, ClassifyResult, Classi
 
     def __init__(self, info: ModelInfo, backend: ImageClassifier | None = None, **kwargs: Any) -> None:
         if backend is None:
-            raise ValueError("classify-image needs a backend; load it with ClassifyImageTask.from_model")
+            raise ConfigError(
+                "classify-image needs a backend", hint="load it with modeldeck.load or ClassifyImageTask.from_model"
+            )
         super().__init__(info, backend, **kwargs)
 
     @property
@@ -141,8 +143,6 @@ class ClassifyImageTask(ImageTask[np.ndarray, np.ndarray, ClassifyResult, Classi
 
 def card_labels(value: object, *, where: str) -> tuple[str, ...] | None:
     """``labels`` from a card or ``modeldeck.json``: a list of names, or ``"imagenet"`` for the shipped 1000."""
-    from ..errors import ConfigError
-
     if value is None:
         return None
     if value == "imagenet":
@@ -157,11 +157,13 @@ def card_labels(value: object, *, where: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def card_scores(value: object, *, where: str, default: ScoreKind = "logits") -> ScoreKind:
-    from ..errors import ConfigError
-
+def card_scores(value: object, *, where: str, default: ScoreKind = "auto") -> ScoreKind:
+    """``scores`` from a card or ``modeldeck.json``: what the model outputs."""
     if value is None:
         return default
-    if value not in ("logits", "probabilities"):
-        raise ConfigError(f'{where}: \'scores\' must be "logits" or "probabilities", got {value!r}')
+    if value not in ("logits", "probabilities", "auto"):
+        raise ConfigError(
+            f'{where}: \'scores\' must be "logits", "probabilities" or "auto", got {value!r}',
+            hint="logits: the task applies a softmax; probabilities: taken as they are",
+        )
     return value  # type: ignore[return-value]
