@@ -87,6 +87,9 @@ def test_a_sidecar_declares_a_torchscript_signature(torch_dir, tmp_path):
     with pytest.raises(modeldeck.ModelDeckError, match=r"shape \[3\]"):
         task({"features": [1, 2, 3], "mask": [1, 1]})
     assert task({"features": np.ones(4), "mask": [1, 0]})["logits"].shape == (2,)
+    (folder / "modeldeck.json").write_text(json.dumps({"inputs": [{"name": "x"}, {"name": "mask"}]}))
+    with pytest.raises(ConfigError, match=r"declares inputs \['x', 'mask'\], but the model's are"):
+        modeldeck.load(str(folder / "two.ts"))
 
 
 def test_unknown_files_are_still_refused(tmp_path):
