@@ -109,3 +109,14 @@ def test_models_import_then_show_prints_the_signature(home, onnx_dir, capsys):
     assert [o["name"] for o in shown["signature"]["outputs"]] == ["y", "argmax"]
     loaded = modeldeck.load("churn")
     assert loaded.name == "tensor" and loaded({"x": [1, 2, 3]})["y"].shape == (2,)
+
+
+def test_cli_predict_reads_json_examples(home, onnx_dir, capsys):
+    model = str(onnx_dir / "ids.onnx")
+    code = main(["predict", "tensor", '{"ids": [1, 2, 3]}', '{"ids": [1.5, 2, 3]}', "--model", model, "--json"])
+    outputs = json.loads(capsys.readouterr().out)
+    assert code == 1  # one input failed
+    assert outputs[0] == {"outputs": [{"name": "total", "dtype": "int64", "shape": [], "data": [6]}]}
+    assert outputs[1]["error"]["code"] == "MD123"
+    assert main(["predict", "tensor", "{not json", "--model", model]) == 2
+    assert "is not JSON" in capsys.readouterr().err
