@@ -87,6 +87,9 @@ def test_a_sidecar_declares_a_torchscript_signature(torch_dir, tmp_path):
     with pytest.raises(modeldeck.ModelDeckError, match=r"shape \[3\]"):
         task({"features": [1, 2, 3], "mask": [1, 1]})
     assert task({"features": np.ones(4), "mask": [1, 0]})["logits"].shape == (2,)
+    (folder / "modeldeck.json").write_text(json.dumps({"inputs": [{"name": "x"}, {"name": "mask"}]}))
+    with pytest.raises(ConfigError, match=r"declares inputs \['x', 'mask'\], but the model's are"):
+        modeldeck.load(str(folder / "two.ts"))
 
 
 def test_unknown_files_are_still_refused(tmp_path):
@@ -106,3 +109,14 @@ def test_models_import_then_show_prints_the_signature(home, onnx_dir, capsys):
     assert [o["name"] for o in shown["signature"]["outputs"]] == ["y", "argmax"]
     loaded = modeldeck.load("churn")
     assert loaded.name == "tensor" and loaded({"x": [1, 2, 3]})["y"].shape == (2,)
+
+
+def test_cli_predict_reads_json_examples(home, onnx_dir, capsys):
+    model = str(onnx_dir / "ids.onnx")
+    code = main(["predict", "tensor", '{"ids": [1, 2, 3]}', '{"ids": [1.5, 2, 3]}', "--model", model, "--json"])
+    outputs = json.loads(capsys.readouterr().out)
+    assert code == 1  # one input failed
+    assert outputs[0] == {"outputs": [{"name": "total", "dtype": "int64", "shape": [], "data": [6]}]}
+    assert outputs[1]["error"]["code"] == "MD123"
+    assert main(["predict", "tensor", "{not json", "--model", model]) == 2
+    assert "is not JSON" in capsys.readouterr().err

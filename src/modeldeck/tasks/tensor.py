@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import (
+    ConfigError,
     InferenceError,
     InputTypeError,
     OptionError,
@@ -91,7 +92,7 @@ def _declared(found: tuple[TensorSpec, ...], declared: Any, key: str) -> tuple[T
         return found
     specs = tuple(TensorSpec.from_dict(d) for d in declared)
     if found and [s.name for s in specs] != [s.name for s in found]:
-        raise OptionError(
+        raise ConfigError(
             f"modeldeck.json declares {key} {[s.name for s in specs]}, but the model's are {[s.name for s in found]}",
             hint=f"list the {key} in the model's own order and names",
         )
