@@ -246,3 +246,39 @@ def test_keras_mobilenetv2_uses_tf_mode(tmp_path: Path) -> None:
     pixels = resize_image(load_image(PHOTOS["chelsea"]), task.preprocessing).astype(np.float32)[None]
     expected = np.asarray(model.predict_on_batch(mobilenet_v2.preprocess_input(pixels)))[0]
     np.testing.assert_allclose(full_scores(task, PHOTOS["chelsea"]), expected, rtol=0, atol=1e-5)
+
+
+# -- TensorFlow SavedModel -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_savedmodel_classifier_equals_its_signature(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    spec = keras_preprocessing("tf", (16, 16))
+    names = sorted(PHOTOS)
+    np.save(tmp_path / "pixels.npy", np.stack([preprocess_image(load_image(PHOTOS[n]), spec) for n in names]))
+    script = Path(__file__).with_name("build_savedmodel_classifier.py")
+    env = {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), str(tmp_path / "pixels.npy")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = tmp_path / "classifier_sm"
+    sidecar = {"task": "classify-image", "labels": ["a", "b", "c"], "preprocessing": {"mode": "tf"}}
+    (folder / "modeldeck.json").write_text(json.dumps(sidecar))
+    task: Any = modeldeck.load(str(folder))  # the sidecar names the task; the files say tensorflow
+    assert task.info.runtime == "tensorflow"
+    assert task.preprocessing == spec  # size and NHWC from the signature, the tf mode from the sidecar
+    expected = np.load(tmp_path / "expected.npy").astype(np.float64)
+    z = np.exp(expected - expected.max(axis=1, keepdims=True))
+    probs = z / z.sum(axis=1, keepdims=True)
+    results = task([PHOTOS[n] for n in names], top_k=3)
+    for row, result in zip(probs, results, strict=True):
+        scores = {lab.label: lab.score for lab in result.labels}
+        np.testing.assert_allclose([scores[c] for c in "abc"], row, rtol=0, atol=1e-5)
