@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from .tensor import (
 )
 
 if TYPE_CHECKING:
+    from ..runtimes.keras import KerasRuntime
     from ..runtimes.torchvision_classify import TorchvisionClassifierRuntime
 
 __all__ = [
@@ -294,8 +295,8 @@ class KerasClassifier(TensorClassifier):
 
     @classmethod
     def default_preprocessing(cls, runtime: TensorModel, spec: TensorSpec, *, where: str) -> ImagePreprocessing:
-        model = getattr(runtime, "model", None)  # KerasRuntime holds the Keras model; its name names the family
-        family = keras_family(str(getattr(model, "name", "")))
+        keras_runtime = cast("KerasRuntime", runtime)  # opened by KerasTensorBackend: it holds the Keras model
+        family = keras_family(str(keras_runtime.model.name))
         if family is None:
             return super().default_preprocessing(runtime, spec, where=where)
         mode, side = KERAS_FAMILIES[family]
