@@ -26,6 +26,7 @@ def test_defaults_from_an_empty_environment():
     assert settings.max_text_chars == 1_000_000
     assert settings.max_image_pixels == 50_000_000
     assert settings.gallery == ""
+    assert settings.documents == settings.documents_qa == ""
 
 
 def test_unrelated_variables_are_ignored():
@@ -48,6 +49,8 @@ def test_every_variable_is_parsed():
             "MODELDECK_MAX_TEXT_CHARS": "100",
             "MODELDECK_MAX_IMAGE_PIXELS": "4096",
             "MODELDECK_GALLERY": "/srv/team.db",
+            "MODELDECK_DOCUMENTS": "/srv/handbook",
+            "MODELDECK_DOCUMENTS_QA": "./bert-squad",
         }
     )
     assert settings.home == Path("/srv/models")
@@ -64,6 +67,7 @@ def test_every_variable_is_parsed():
     assert settings.max_text_chars == 100
     assert settings.max_image_pixels == 4096
     assert settings.gallery == "/srv/team.db"
+    assert (settings.documents, settings.documents_qa) == ("/srv/handbook", "./bert-squad")
 
 
 def test_home_expands_the_user_directory(monkeypatch, tmp_path):

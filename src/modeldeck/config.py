@@ -94,6 +94,10 @@ class Settings:
     )
     #: SQLite face gallery served under /v1/gallery (empty: the gallery routes answer 404).
     gallery: str = field(default="", metadata={"env": "MODELDECK_GALLERY"})
+    #: Folder whose document index is served under /v1/documents (empty: those routes answer 404).
+    documents: str = field(default="", metadata={"env": "MODELDECK_DOCUMENTS"})
+    #: A ``qa`` model that reads an answer out of the passages /v1/documents/ask finds (empty: passages only).
+    documents_qa: str = field(default="", metadata={"env": "MODELDECK_DOCUMENTS_QA"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
