@@ -315,7 +315,7 @@ def test_another_embedding_model_is_refused_with_a_hint_to_rebuild(fresh, embedd
             attempt()
         message = str(err.value)
         assert "all-MiniLM-L6-v2" in message and "other-minilm@2.0" in message and "rebuild" in message
-        assert err.value.code == "MD139"
+        assert err.value.code == "MD011"
     rebuilt = DocumentIndex.build(fresh, model=other, rebuild=True)
     assert rebuilt.model == "other-minilm@2.0" and rebuilt.report.chunks_embedded == len(rebuilt) > 0
 
@@ -365,7 +365,7 @@ def test_a_missing_index_is_reported_with_how_to_build_it(tmp_path):
     embedder = "no-such-model"
     with pytest.raises(DocumentIndexNotFoundError) as err:
         DocumentIndex.open(tmp_path, model=embedder)
-    assert err.value.code == "MD138" and "build" in str(err.value)
+    assert err.value.code == "MD204" and "build" in str(err.value)
 
 
 def test_a_damaged_index_asks_for_a_rebuild(tmp_path):

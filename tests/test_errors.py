@@ -62,6 +62,27 @@ def test_every_error_has_a_unique_code_of_the_form_mdnnn():
     assert len(set(codes)) == len(codes), sorted(codes)
 
 
+def _family(cls: type[ModelDeckError]) -> type[ModelDeckError]:
+    """The direct child of ModelDeckError that ``cls`` derives from (``cls`` itself for a family root)."""
+    return next(
+        base for base in reversed(cls.__mro__) if base is not ModelDeckError and issubclass(base, ModelDeckError)
+    )
+
+
+@pytest.mark.parametrize("cls", [c for c in EXPORTED if c is not ModelDeckError], ids=lambda c: c.__name__)
+def test_each_code_lies_in_the_hundred_of_its_family(cls):
+    family = _family(cls)
+    assert cls.code[2] == family.code[2], (
+        f"{cls.__name__} ({cls.code}) derives from {family.__name__} ({family.code}) "
+        f"but its code is outside MD{family.code[2]}00-MD{family.code[2]}99"
+    )
+
+
+def test_family_roots_take_distinct_hundreds():
+    roots = [c for c in EXPORTED if c is not ModelDeckError and _family(c) is c]
+    assert len({c.code[2] for c in roots}) == len(roots), sorted(c.code for c in roots)
+
+
 def test_every_module_error_class_is_exported():
     defined = {
         name

@@ -12,7 +12,7 @@ from .errors import EmptyInputError, InputTypeError, OptionError
 from .tasks.results import readonly_array
 
 if TYPE_CHECKING:
-    from .tasks.embed import EmbedTask
+    from .tasks.base import Task
 
 __all__ = ["Hit", "SimilarityResult", "similarity"]
 
@@ -92,7 +92,7 @@ def similarity(
     queries: str | Sequence[str],
     corpus: str | Sequence[str],
     *,
-    model: EmbedTask | str = "embed",
+    model: Task[Any, Any, Any, Any] | str = "embed",
     top_k: int | None = None,
 ) -> SimilarityResult:
     """Embed ``queries`` and ``corpus`` with ``model`` and rank the corpus for each query by cosine.
@@ -100,19 +100,15 @@ def similarity(
     ``model`` is a loaded ``EmbedTask`` or a name for ``modeldeck.load``. ``top_k`` bounds each
     query's hits (at most the corpus size); ``None`` keeps them all.
     """
-    from .tasks.embed import EmbedTask
+    from ._api import load
+    from .tasks.base import Task
 
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise OptionError(f"top_k must be a positive integer or None, got {top_k!r}", hint="for example top_k=5")
     query_texts = _texts(queries, "queries")
     corpus_texts = _texts(corpus, "corpus")
-    if isinstance(model, str):
-        import modeldeck
-
-        task = modeldeck.load(model)  # type: ignore[attr-defined]
-    else:
-        task = model
-    if not isinstance(task, EmbedTask):
+    task = load(model) if isinstance(model, str) else model
+    if not isinstance(task, Task) or task.name != "embed":
         raise OptionError(
             f"similarity needs an embed model, got {getattr(task, 'name', type(task).__name__)!r}",
             hint="pass an EmbedTask or the name of an embedding model",

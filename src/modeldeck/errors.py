@@ -2,8 +2,8 @@
 
     ModelDeckError                       MD000
     ├── ConfigError                      MD010  a setting or environment variable is invalid
-    │   ├── DocumentIndexMismatchError   MD139  a document index was built with another model or settings
-    │   └── GalleryModelMismatchError    MD152  a face gallery was built with another embedding model
+    │   ├── DocumentIndexMismatchError   MD011  a document index was built with another model or settings
+    │   └── GalleryModelMismatchError    MD012  a face gallery was built with another embedding model
     ├── InputError                       MD100  one input is unusable (maps to 4xx / per-item error)
     │   ├── EmptyInputError              MD101
     │   ├── InputTypeError               MD102
@@ -21,15 +21,15 @@
     │   ├── UnknownNameError             MD201  a registry (task, runtime, source) lookup failed
     │   ├── UnknownModelError            MD202  no such model in the catalog, the store or on disk
     │   ├── ModelNotInstalledError       MD203  known model, artifacts not present locally
-    │   ├── DocumentIndexNotFoundError   MD138  no document index at the given folder
-    │   └── GalleryNotFoundError         MD153  no face gallery file at the given path
+    │   ├── DocumentIndexNotFoundError   MD204  no document index at the given folder
+    │   └── GalleryNotFoundError         MD205  no face gallery file at the given path
     ├── StoreError                       MD300
     │   ├── OfflineError                 MD301  a network path was needed in offline mode
     │   ├── DownloadError                MD302
     │   ├── ChecksumError                MD303
     │   ├── ManifestError                MD304
-    │   ├── ModelFileError               MD305  a model file its runtime cannot read (corrupt, newer framework)
-    │   └── UnsafeModelFileError         MD140  a model file needs code to load (a pickle) and was refused
+    │   ├── UnsafeModelFileError         MD305  a model file needs code to load (a pickle) and was refused
+    │   └── ModelFileError               MD306  a model file its runtime cannot read (corrupt, newer framework)
     ├── DependencyError                  MD400  an optional dependency is missing
     ├── InferenceError                   MD500  the model itself failed
     │   └── BatchContractError           MD501  a batch function broke the one-output-per-input rule
@@ -39,6 +39,10 @@
     │   └── ShuttingDownError            MD603
     └── JobError                         MD700  a dataset job cannot start or go on (output exists, resume mismatch)
         └── TooManyErrorsError           MD701  more rows failed than max_errors allows
+
+A code's hundreds digit is its family: every error's code lies in the hundred of the family it
+derives from (config 0xx, input 1xx, not found 2xx, store 3xx, dependency 4xx, inference 5xx,
+service 6xx, job 7xx). Codes are stable: a new error takes the next free code of its family.
 
 Only ``serving/`` maps these to HTTP statuses and only ``cli/`` maps them to exit codes.
 """
@@ -117,11 +121,11 @@ class ConfigError(ModelDeckError):
 
 
 class DocumentIndexMismatchError(ConfigError):
-    code = "MD139"
+    code = "MD011"
 
 
 class GalleryModelMismatchError(ConfigError):
-    code = "MD152"
+    code = "MD012"
 
 
 class InputError(ModelDeckError):
@@ -202,11 +206,11 @@ class ModelNotInstalledError(NotFoundError):
 
 
 class DocumentIndexNotFoundError(NotFoundError):
-    code = "MD138"
+    code = "MD204"
 
 
 class GalleryNotFoundError(NotFoundError):
-    code = "MD153"
+    code = "MD205"
 
 
 class StoreError(ModelDeckError):
@@ -230,11 +234,11 @@ class ManifestError(StoreError):
 
 
 class ModelFileError(StoreError):
-    code = "MD305"
+    code = "MD306"
 
 
 class UnsafeModelFileError(StoreError):
-    code = "MD140"
+    code = "MD305"
 
 
 class DependencyError(ModelDeckError):

@@ -125,7 +125,7 @@ def test_missing_gallery_is_exit_2_and_no_file_is_created(fake_models, tmp_path,
     for argv in (["identify", str(db), str(probe)], ["list", str(db)], ["remove", str(db), "alice"]):
         assert main(["faces", *argv]) == 2
         err = capsys.readouterr().err
-        assert "[MD153] no face gallery at" in err and "faces enroll" in err
+        assert "[MD205] no face gallery at" in err and "faces enroll" in err
     assert not db.exists()
 
 
@@ -148,7 +148,7 @@ def test_bad_input_is_exit_2_with_a_message_and_the_gallery_untouched(fake_model
         (["enroll", str(db), str(tmp_path / "none")], "no such file or folder"),
         (["enroll", str(db), str(people / "alice" / "a1.png")], "one subfolder of photos per person"),
         (["enroll", str(db), str(people / "empty")], "no photos found"),
-        (["identify", str(db), str(blank), "--model", "other@2"], "[MD152]"),
+        (["identify", str(db), str(blank), "--model", "other@2"], "[MD012]"),
     ]
     for argv, message in cases:
         assert main(["faces", *argv]) == 2, argv

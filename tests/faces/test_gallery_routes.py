@@ -132,7 +132,7 @@ def test_routes_answer_404_with_a_hint_when_no_gallery_is_configured(live, tmp_p
         kwargs = {"json": {"image": b64(fake_photo((1, 1)))}} if method == "POST" else {}
         response = httpx.request(method, f"{srv.url}/v1/gallery/{path}", **kwargs)
         assert response.status_code == 404
-        assert response.json()["error"]["code"] == "MD153"
+        assert response.json()["error"]["code"] == "MD205"
         assert "MODELDECK_GALLERY" in response.json()["error"]["message"]
 
 
@@ -148,7 +148,7 @@ def test_a_gallery_built_with_another_model_is_refused(live, tmp_path, echo_task
     live.append(srv)
     assert httpx.get(f"{srv.url}/v1/gallery/people").json()["people"] == [{"name": "bob", "images": 1}]
     response = httpx.post(f"{srv.url}/v1/gallery/identify", json={"image": b64(fake_photo((BOB, 1)))})
-    assert response.status_code == 500 and response.json()["error"]["code"] == "MD152"
+    assert response.status_code == 500 and response.json()["error"]["code"] == "MD012"
     assert rows(db) == (1, 1)
 
 

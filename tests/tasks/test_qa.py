@@ -304,7 +304,7 @@ def test_too_long_question_and_bad_options(qa: QATask) -> None:
 def test_megabyte_context_works_and_beyond_the_limit_is_refused(qa: QATask) -> None:
     sentence = "tim cook founded the company in paris in 1999 . "
     big = (sentence * (1_000_000 // len(sentence) + 1))[:1_000_000]
-    wide = QATask(qa.info, qa.runtime, batch_size=256)  # thousands of windows: fewer, larger model calls
+    wide = QATask(qa.info, qa.backend, batch_size=256)  # thousands of windows: fewer, larger model calls
     result = wide(question="who founded it?", context=big, top_k=2)
     assert result.windows > 1000 and len(result) == 2
     assert all(a.text == big[a.start : a.end] for a in result)

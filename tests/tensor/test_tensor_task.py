@@ -122,7 +122,7 @@ def test_a_corrupt_keras_file_is_a_model_file_error(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelFileError, match=r"not a readable \.keras file") as caught:
         modeldeck.load(str(bad))
-    assert caught.value.code == "MD305" and "model.save" in str(caught.value)
+    assert caught.value.code == "MD306" and "model.save" in str(caught.value)
 
 
 # -- TensorFlow SavedModel (model.export output) --------------------------------------------------

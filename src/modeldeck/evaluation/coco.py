@@ -253,7 +253,7 @@ def evaluate_coco(
     annotations = sum(1 for ann in data["annotations"] if int(ann["image_id"]) in done)
     return CocoReport(
         task=task.name,
-        model=str(getattr(task.info, "name", "")),
+        model=task.info.name,
         metrics=metrics,
         images=len(evaluated),
         annotations=annotations,

@@ -2,7 +2,9 @@
 
 Each adapter imports its framework lazily, inside functions, so importing this package (or a
 task module) loads no framework. ``RUNTIMES`` maps the stable names used in ``ModelInfo.runtime``
-to adapter classes.
+to adapter classes; a model whose runtime is not registered here is refused before any backend
+is looked up (``Task.from_model``), and another distribution adds one through the
+``modeldeck.runtimes`` entry-point group (with its backends in ``modeldeck.backends``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ RUNTIMES.register("onnxruntime", "modeldeck.runtimes.onnx:OnnxRuntime")
 RUNTIMES.register("torchvision", "modeldeck.runtimes.torchvision:TorchvisionRuntime")
 RUNTIMES.register("dlib", "modeldeck.runtimes.dlib:DlibRuntime")
 RUNTIMES.register("opencv", "modeldeck.runtimes.opencv:OpenCVRuntime")
+RUNTIMES.register("torch", "modeldeck.runtimes.facenet:FacenetRuntime")  # FaceNet state dicts (face-embed)
 RUNTIMES.register("keras", "modeldeck.runtimes.keras:KerasRuntime")
 RUNTIMES.register("tensorflow", "modeldeck.runtimes.tensorflow:SavedModelRuntime")
 RUNTIMES.register("torchscript", "modeldeck.runtimes.torchscript:TorchScriptRuntime")

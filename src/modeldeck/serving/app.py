@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +38,7 @@ from .limits import BodyLimitMiddleware
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .models import LocalModel, ProcessModel, ServedModel
 from .openai_routes import add_openai_routes
+from .playground import add_playground
 from .specs import ModelSpec, SpecLoader, load_spec, parse_specs, task_loader
 
 __all__ = ["create_app"]
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
     _add_routes(app)
     add_openai_routes(app)
     add_gallery_routes(app, task_loader(settings, loader))
+    add_playground(app)
     return app
 
 
@@ -172,10 +174,6 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_routes(app: FastAPI) -> None:
-    @app.get("/", include_in_schema=False)
-    async def root() -> Response:
-        return RedirectResponse("/docs")
-
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}

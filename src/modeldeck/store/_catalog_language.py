@@ -7,7 +7,7 @@ Every revision below is a full commit sha seen pinned in public code for that ex
 
 from __future__ import annotations
 
-from .catalog import CatalogEntry
+from ._entry import CatalogEntry
 from .sources import HFSource
 
 __all__ = ["ENTRIES"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .catalog import CatalogEntry
+from ._entry import CatalogEntry
 from .sources import URLSource
 
 __all__ = ["ENTRIES"]

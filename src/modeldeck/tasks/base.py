@@ -166,10 +166,13 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
         ``options`` become the default call options, except the task's ``load_args``, which go to
         the backend's ``load``. A backend's ``option_defaults`` apply unless the caller sets them.
         """
+        from ..runtimes import RUNTIMES
         from . import BACKENDS
 
         if (cls.name, info.runtime) not in BACKENDS:
             raise unsupported_runtime(cls.name, info, BACKENDS.runtimes(cls.name))
+        if info.runtime not in RUNTIMES:  # a backend whose package forgot to register its runtime
+            raise UnknownNameError("runtime", info.runtime, RUNTIMES.names())
         load_args = {key: options.pop(key) for key in cls.load_args & options.keys()}
         backend = BACKENDS.get(cls.name, info.runtime).load(info, device=device, **load_args)
         return cls(
