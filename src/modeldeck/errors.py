@@ -11,6 +11,11 @@
     │   │   └── WorkerBudgetError        MD106  one input ran its worker past a time or memory budget
     │   ├── InputDecodeError             MD104
     │   ├── OptionError                  MD110  unknown option or invalid option value
+    │   ├── TensorInputError             MD120  a named-tensor input does not fit the model's signature
+    │   │   ├── TensorNameError          MD121  a missing or unknown input name
+    │   │   ├── TensorShapeError         MD122  a shape that is not the signature's
+    │   │   ├── TensorDtypeError         MD123  a value that cannot be cast safely (float to int, text to number)
+    │   │   └── RaggedTensorError        MD124  nested lists of uneven lengths
     │   ├── NoFaceError                  MD150  an image holds no face where one was needed
     │   └── MultipleFacesError           MD151  an image holds several faces where one was needed
     ├── NotFoundError                    MD200
@@ -24,7 +29,8 @@
     │   ├── DownloadError                MD302
     │   ├── ChecksumError                MD303
     │   ├── ManifestError                MD304
-    │   └── UnsafeModelFileError         MD305  a model file needs code to load (a pickle) and was refused
+    │   ├── UnsafeModelFileError         MD305  a model file needs code to load (a pickle) and was refused
+    │   └── ModelFileError               MD306  a model file its runtime cannot read (corrupt, newer framework)
     ├── DependencyError                  MD400  an optional dependency is missing
     ├── InferenceError                   MD500  the model itself failed
     │   └── BatchContractError           MD501  a batch function broke the one-output-per-input rule
@@ -71,6 +77,7 @@ __all__ = [
     "JobError",
     "ManifestError",
     "ModelDeckError",
+    "ModelFileError",
     "ModelLoadError",
     "ModelNotInstalledError",
     "MultipleFacesError",
@@ -79,9 +86,14 @@ __all__ = [
     "OfflineError",
     "OptionError",
     "OverloadedError",
+    "RaggedTensorError",
     "ServiceError",
     "ShuttingDownError",
     "StoreError",
+    "TensorDtypeError",
+    "TensorInputError",
+    "TensorNameError",
+    "TensorShapeError",
     "TooManyErrorsError",
     "UnknownModelError",
     "UnknownNameError",
@@ -152,6 +164,26 @@ class OptionError(InputError):
     code = "MD110"
 
 
+class TensorInputError(InputError):
+    code = "MD120"
+
+
+class TensorNameError(TensorInputError):
+    code = "MD121"
+
+
+class TensorShapeError(TensorInputError):
+    code = "MD122"
+
+
+class TensorDtypeError(TensorInputError):
+    code = "MD123"
+
+
+class RaggedTensorError(TensorInputError):
+    code = "MD124"
+
+
 class NoFaceError(InputError):
     code = "MD150"
 
@@ -211,6 +243,10 @@ class ChecksumError(StoreError):
 
 class ManifestError(StoreError):
     code = "MD304"
+
+
+class ModelFileError(StoreError):
+    code = "MD306"
 
 
 class UnsafeModelFileError(StoreError):

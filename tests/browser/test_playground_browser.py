@@ -130,8 +130,9 @@ class TensorEcho(Task[Any, Any, Any, _NoOptions]):
         return EchoResult(json.dumps({name: float(v.sum()) for name, v in raw.items()}))
 
     def describe(self) -> dict[str, Any]:
+        # As the tensor task states it: the batch dimension first, one example is the rest.
         signature = {"inputs": [{"name": "x", "shape": [None, 3], "dtype": "float32"},
-                                {"name": "scale", "shape": [], "dtype": "float32"}]}  # fmt: skip
+                                {"name": "scale", "shape": [None], "dtype": "float32"}]}  # fmt: skip
         return {**super().describe(), "signature": signature}
 
 
@@ -571,7 +572,7 @@ def test_generic_panel_sends_the_edited_json(page: Page, server: LiveServer) -> 
 def test_tensor_panel_is_prefilled_from_the_signature(page: Page, server: LiveServer) -> None:
     p = page.open("tensor")
     editor = p.locator("main textarea")
-    assert json.loads(editor.input_value()) == {"inputs": {"x": [[0, 0, 0]], "scale": 0}, "options": {}}
+    assert json.loads(editor.input_value()) == {"inputs": {"x": [0, 0, 0], "scale": 0}, "options": {}}
     editor.fill('{"inputs": {"x": [[1, 2, 3], [4, 5, 6]], "scale": 2}}')
     page.run()
     shown = json.loads(p.locator("pre.raw-json").text_content())

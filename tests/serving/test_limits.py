@@ -23,8 +23,8 @@ from modeldeck.serving import create_app
 from modeldeck.serving.deck import ModelSpec
 from modeldeck.serving.models import ProcessModel, run_items
 from modeldeck.tasks import _deadline
-from modeldeck.tasks._spacy import PIECE_CHARS, SpacyText, pipe_pieces, split_for_spacy
 from modeldeck.tasks._backend import BackendBase
+from modeldeck.tasks._spacy import PIECE_CHARS, SpacyText, pipe_pieces, split_for_spacy
 from modeldeck.tasks.embed import EmbedTask, _Chunks
 
 from ..support import EchoTask, LiveServer, echo_info, echo_loader, echo_settings

@@ -5,8 +5,9 @@ import { Panel, runOnCtrlEnter } from "../lib/api.js";
 import { field, h } from "../lib/dom.js";
 
 // A zero-filled example of a tensor spec ({shape, dtype}); unknown dimensions (null, -1) become 1.
+// A signature's shape starts with the batch dimension, and an input is one example without it.
 function example(spec) {
-  const shape = (spec.shape || []).map((d) => (typeof d === "number" && d > 0 ? d : 1));
+  const shape = (spec.shape || []).slice(1).map((d) => (typeof d === "number" && d > 0 ? d : 1));
   const zero = /str|string|bytes/.test(String(spec.dtype || "")) ? "" : 0;
   const build = (dims) => (dims.length ? Array.from({ length: Math.min(dims[0], 64) }, () => build(dims.slice(1))) : zero);
   return build(shape);
