@@ -6,12 +6,24 @@ STAMP := $(VENV)/.modeldeck-installed
 
 .PHONY: install serve test test-fast bench lint constraints clean
 
-install: $(STAMP)
+CHROMIUM := /usr/bin/chromium
+
+install: $(STAMP) $(CHROMIUM)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $@
+
+# The browser tests (tests/browser, marker `browser`) drive Debian's chromium with Playwright;
+# Playwright's own browser download is not used. Installed as root with apt (as CI runs);
+# elsewhere say how, and go on: only the browser tests need it.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "note: $(CHROMIUM) is missing; the browser tests need it: sudo apt-get install chromium"; \
+	fi
 
 serve: install
 	$(VENV)/bin/modeldeck serve

@@ -22,6 +22,10 @@ HEAVY = (
     "httpx",
     "rich",
     "prometheus_client",
+    "keras",
+    "tensorflow",
+    "jax",
+    "onnxruntime",
 )
 
 

@@ -8,8 +8,14 @@
     │   ├── EmptyInputError              MD101
     │   ├── InputTypeError               MD102
     │   ├── InputTooLargeError           MD103
+    │   │   └── WorkerBudgetError        MD106  one input ran its worker past a time or memory budget
     │   ├── InputDecodeError             MD104
     │   ├── OptionError                  MD110  unknown option or invalid option value
+    │   ├── TensorInputError             MD120  a named-tensor input does not fit the model's signature
+    │   │   ├── TensorNameError          MD121  a missing or unknown input name
+    │   │   ├── TensorShapeError         MD122  a shape that is not the signature's
+    │   │   ├── TensorDtypeError         MD123  a value that cannot be cast safely (float to int, text to number)
+    │   │   └── RaggedTensorError        MD124  nested lists of uneven lengths
     │   ├── NoFaceError                  MD150  an image holds no face where one was needed
     │   └── MultipleFacesError           MD151  an image holds several faces where one was needed
     ├── NotFoundError                    MD200
@@ -23,14 +29,18 @@
     │   ├── DownloadError                MD302
     │   ├── ChecksumError                MD303
     │   ├── ManifestError                MD304
-    │   └── UnsafeModelFileError         MD305  a model file needs code to load (a pickle) and was refused
+    │   ├── UnsafeModelFileError         MD305  a model file needs code to load (a pickle) and was refused
+    │   └── ModelFileError               MD306  a model file its runtime cannot read (corrupt, newer framework)
     ├── DependencyError                  MD400  an optional dependency is missing
     ├── InferenceError                   MD500  the model itself failed
     │   └── BatchContractError           MD501  a batch function broke the one-output-per-input rule
     ├── ServiceError                     MD600
     │   ├── OverloadedError              MD601  queue full; carries retry_after seconds
     │   ├── DeadlineExceededError        MD602
-    │   └── ShuttingDownError            MD603
+    │   ├── ShuttingDownError            MD603
+    │   └── ModelLoadError               MD604  a served model failed to load at start-up
+    ├── AuthError                        MD800  no API key, or a key the server does not accept (401)
+    │   └── ForbiddenError               MD801  the key is valid but not for this route (403)
     └── JobError                         MD700  a dataset job cannot start or go on (output exists, resume mismatch)
         └── TooManyErrorsError           MD701  more rows failed than max_errors allows
 
@@ -46,6 +56,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "AuthError",
     "BatchContractError",
     "ChecksumError",
     "ConfigError",
@@ -55,6 +66,7 @@ __all__ = [
     "DocumentIndexNotFoundError",
     "DownloadError",
     "EmptyInputError",
+    "ForbiddenError",
     "GalleryModelMismatchError",
     "GalleryNotFoundError",
     "InferenceError",
@@ -65,6 +77,8 @@ __all__ = [
     "JobError",
     "ManifestError",
     "ModelDeckError",
+    "ModelFileError",
+    "ModelLoadError",
     "ModelNotInstalledError",
     "MultipleFacesError",
     "NoFaceError",
@@ -72,13 +86,19 @@ __all__ = [
     "OfflineError",
     "OptionError",
     "OverloadedError",
+    "RaggedTensorError",
     "ServiceError",
     "ShuttingDownError",
     "StoreError",
+    "TensorDtypeError",
+    "TensorInputError",
+    "TensorNameError",
+    "TensorShapeError",
     "TooManyErrorsError",
     "UnknownModelError",
     "UnknownNameError",
     "UnsafeModelFileError",
+    "WorkerBudgetError",
 ]
 
 
@@ -132,12 +152,36 @@ class InputTooLargeError(InputError):
     code = "MD103"
 
 
+class WorkerBudgetError(InputTooLargeError):
+    code = "MD106"
+
+
 class InputDecodeError(InputError):
     code = "MD104"
 
 
 class OptionError(InputError):
     code = "MD110"
+
+
+class TensorInputError(InputError):
+    code = "MD120"
+
+
+class TensorNameError(TensorInputError):
+    code = "MD121"
+
+
+class TensorShapeError(TensorInputError):
+    code = "MD122"
+
+
+class TensorDtypeError(TensorInputError):
+    code = "MD123"
+
+
+class RaggedTensorError(TensorInputError):
+    code = "MD124"
 
 
 class NoFaceError(InputError):
@@ -201,6 +245,10 @@ class ManifestError(StoreError):
     code = "MD304"
 
 
+class ModelFileError(StoreError):
+    code = "MD306"
+
+
 class UnsafeModelFileError(StoreError):
     code = "MD305"
 
@@ -241,6 +289,18 @@ class DeadlineExceededError(ServiceError):
 
 class ShuttingDownError(ServiceError):
     code = "MD603"
+
+
+class ModelLoadError(ServiceError):
+    code = "MD604"
+
+
+class AuthError(ModelDeckError):
+    code = "MD800"
+
+
+class ForbiddenError(AuthError):
+    code = "MD801"
 
 
 class JobError(ModelDeckError):

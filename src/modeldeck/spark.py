@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,8 @@ class _Job:
     batch_size: int
     options_json: str  # canonical JSON of the options the caller set: part of the cache key
     column: str
+    #: For a tensor task, the input columns (or one struct column); empty for the others.
+    tensor_columns: tuple[str, ...] = ()
 
     @property
     def key(self) -> _CacheKey:
@@ -69,7 +71,7 @@ def _pyspark_types() -> Any:
 def predict(
     df: DataFrame,
     task: str,
-    column: str,
+    column: str | Sequence[str] | None,
     *,
     model: str | None = None,
     batch_size: int = 32,
@@ -81,6 +83,9 @@ def predict(
     ``error = {code, message}`` and a null ``result``; every other row gets its result. Bad
     arguments (unknown task, missing or non-text column, unknown option, a clash with the
     output columns) raise here, before Spark runs anything.
+
+    A ``tensor`` task reads one column per model input (``column=["features", "mask"]`` or
+    ``"features,mask"``), or one struct column whose fields are the inputs; ``None`` reads every column.
     """
     job, schema = _plan(df.schema, task, column, model=model, batch_size=batch_size, options=options)
     return df.mapInArrow(functools.partial(_predict_batches, job), schema)
@@ -89,7 +94,7 @@ def predict(
 def _plan(
     input_schema: StructType,
     task: str,
-    column: str,
+    column: str | Sequence[str] | None,
     *,
     model: str | None,
     batch_size: int,
@@ -100,24 +105,33 @@ def _plan(
     from pydantic import ValidationError
     from pyspark.sql.pandas.types import from_arrow_type
 
-    from .jobs._core import output_schema
+    from .jobs._core import output_schema, tensor_columns
     from .tasks import TASKS
     from .tasks.base import option_error
 
     types = _pyspark_types()
     task_cls = TASKS.get(task)  # an unknown task raises UnknownNameError listing the valid ones
     names = input_schema.fieldNames()
-    if column not in names:
+    reads: tuple[str, ...] = ()
+    if task_cls.input_kind == "tensor":
+        reads = tensor_columns(column) or tuple(names)
+        missing = [c for c in reads if c not in names]
+    else:
+        if not isinstance(column, str):
+            raise InputError(f"{task} reads one column, got {column!r}", hint="name the column of inputs")
+        missing = [] if column in names else [column]
+    if missing:
         raise InputError(
-            f"the DataFrame has no column {column!r}",
+            f"the DataFrame has no column {', '.join(map(repr, missing))}",
             hint=f"available columns: {', '.join(map(repr, names)) or '(none)'}",
         )
-    kind = input_schema[column].dataType
-    if not isinstance(kind, (types.StringType, types.BinaryType)):
-        raise InputTypeError(
-            f"column {column!r} has type {kind.simpleString()}, but {task} reads text (string or binary)",
-            hint=f"cast it first, e.g. df.withColumn({column!r}, df[{column!r}].cast('string'))",
-        )
+    if not reads and isinstance(column, str):
+        kind = input_schema[column].dataType
+        if not isinstance(kind, (types.StringType, types.BinaryType)):
+            raise InputTypeError(
+                f"column {column!r} has type {kind.simpleString()}, but {task} reads text (string or binary)",
+                hint=f"cast it first, e.g. df.withColumn({column!r}, df[{column!r}].cast('string'))",
+            )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise OptionError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if model is not None and not isinstance(model, str):
@@ -134,7 +148,8 @@ def _plan(
         model=model,
         batch_size=batch_size,
         options_json=json.dumps(parsed.model_dump(mode="json", exclude_unset=True), sort_keys=True),
-        column=column,
+        column=",".join(reads) if reads else str(column),
+        tensor_columns=reads,
     )
     return job, types.StructType([*input_schema.fields, *added])
 
@@ -143,13 +158,17 @@ def _predict_batches(job: _Job, batches: Iterator[pa.RecordBatch]) -> Iterator[p
     """Runs on the executors: one output batch per input batch, rows in order."""
     import pyarrow as pa
 
-    from .jobs._core import output_schema, predict_arrow
+    from .jobs._core import output_schema, predict_arrow, tensor_examples
 
     task = None
     for batch in batches:
         if task is None:  # an empty partition loads nothing
             task = _cached_task(job)
-        results, errors = predict_arrow(task, batch.column(job.column).to_pylist(), task.default_options)
+        if job.tensor_columns:
+            values = tensor_examples(batch, job.tensor_columns)
+        else:
+            values = batch.column(job.column).to_pylist()
+        results, errors = predict_arrow(task, values, task.default_options)
         schema = output_schema(batch.schema, task.result_type)
         yield pa.RecordBatch.from_arrays([*batch.columns, results, errors], schema=schema)
 

@@ -12,24 +12,29 @@ __all__ = ["add_parser", "run_eval"]
 
 _VISION = ("detect", "segment")
 _FACES = ("face-verify",)
+_CLASSIFY = ("classify-image",)
 _TEXT = ("classify",)
 
 
 def add_parser(commands: Any) -> None:
     ev = commands.add_parser(
         "eval",
-        help="evaluate a model: COCO mAP (detect, segment), verification ROC (face-verify), accuracy and F1 (classify)",
+        help="evaluate a model: COCO mAP (detect, segment), verification ROC (face-verify), accuracy (classify-image), "
+        "accuracy and F1 (classify)",
         description="Evaluate a task's model on labelled data and print (or --json) its metrics.",
     )
-    ev.add_argument("task", choices=[*_VISION, *_FACES, *_TEXT], help="which task to evaluate")
+    ev.add_argument("task", choices=[*_VISION, *_FACES, *_CLASSIFY, *_TEXT], help="which task to evaluate")
     ev.add_argument("--model", help="model name, name@version or path (default: the task's default)")
     ev.add_argument("--coco", help="COCO annotations JSON (detect, segment)")
     ev.add_argument("--images", help="folder holding the annotated images (detect, segment)")
     ev.add_argument("--pairs", help="CSV of image pairs: path_a,path_b,same (face-verify)")
+    ev.add_argument("--folder", help="folder with one subfolder of images per class (classify-image)")
     ev.add_argument("--data", help="labelled rows: .csv, .jsonl or .parquet (classify)")
     ev.add_argument("--text-column", help="classify: column holding the text (default: text, sentence, ...)")
     ev.add_argument("--label-column", help="classify: column holding the label (default: label, class, ...)")
-    ev.add_argument("--plot", help="save the ROC curve (face-verify) or the confusion matrix (classify) as this PNG")
+    ev.add_argument(
+        "--plot", help="save the ROC curve (face-verify) or the confusion matrix (classify, classify-image) as this PNG"
+    )
     ev.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
     ev.add_argument("--limit", type=int, help="evaluate only the first N images or pairs")
     ev.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="task option (JSON value)")
@@ -51,6 +56,20 @@ def run_eval(args: argparse.Namespace) -> int:
         task = load(args.task, model=args.model, **options) if args.model else load(args.task, **options)
         report = evaluate_coco(
             task, args.coco, args.images, batch_size=args.batch_size, limit=args.limit, progress=not args.quiet
+        )
+    elif args.task in _CLASSIFY:
+        if not args.folder:
+            raise InputError("eval classify-image needs --folder", hint="--folder DIR with one subfolder per class")
+        from ..evaluation.classification import evaluate_folder
+
+        task = load(args.task, model=args.model, **options) if args.model else load(args.task, **options)
+        report = evaluate_folder(
+            task,
+            args.folder,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            plot=args.plot,
+            progress=not args.quiet,
         )
     elif args.task in _TEXT:
         if not args.data:

@@ -44,7 +44,18 @@ def run_models(args: argparse.Namespace) -> int:
         name, version = _split(args.name)
         status = next((s for s in store.list_models() if s.name == name), None)
         info = store.resolve(args.name, auto_pull=False)
-        print(json.dumps({"status": asdict(status) if status else None, "resolved": info.to_dict()}, indent=2))
+        shown: dict[str, object] = {"status": asdict(status) if status else None, "resolved": info.to_dict()}
+        if "tensor" in info.tasks:
+            # A model you bring says what it takes only once its framework has read it.
+            from .._api import load_info
+
+            task = load_info(info, "tensor")
+            try:
+                shown["signature"] = task.signature()  # type: ignore[attr-defined]
+                shown["runtime"] = task.describe().get("runtime")
+            finally:
+                task.close()
+        print(json.dumps(shown, indent=2))
     elif verb == "pull":
         info = store.pull(args.name, progress=not args.quiet)
         console.print(f"[green]pulled[/] {info.name}@{info.version} -> {info.path}")

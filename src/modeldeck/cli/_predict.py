@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ModelDeckError, OptionError
+from ..errors import InputDecodeError, InputError, ModelDeckError, OptionError
 
 __all__ = ["parse_option", "read_inputs", "run_predict", "save_drawings"]
 
@@ -38,6 +38,15 @@ def _qa_input(args: argparse.Namespace) -> dict[str, str]:
     else:
         raise InputError("--question needs a context", hint="add --context TEXT or --context-file PATH")
     return {"question": args.question, "context": context}
+
+
+def _json_example(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InputDecodeError(
+            f"tensor input {raw[:60]!r} is not JSON ({exc})", hint="write each input as JSON: '{\"features\": [1, 2]}'"
+        ) from None
 
 
 def read_inputs(args: argparse.Namespace) -> list[Any]:
@@ -123,6 +132,11 @@ def run_predict(args: argparse.Namespace) -> int:
         inputs = [(Path(inputs[i]), Path(inputs[i + 1])) for i in range(0, len(inputs), 2)]
         if save:
             raise OptionError(f"--save draws detections; the {task.name} task answers a verdict per pair")
+    elif task.input_kind == "tensor":
+        # Each input is one example as a JSON object: '{"features": [0.3, 1.2, 5.0, 0.0]}'.
+        inputs = [_json_example(raw) for raw in inputs]
+        if save:
+            raise OptionError(f"--save draws image results; the {task.name} task answers tensors")
     elif save:
         raise OptionError(f"--save draws image results; the {task.name} task takes text", hint="leave out --save")
     results = task.predict_each(inputs, task.parse_options(options))

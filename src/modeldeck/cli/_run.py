@@ -17,10 +17,14 @@ def add_run_parser(commands: Any) -> None:
         help="run a task over a dataset file or folder and write the results (resumable)",
         description="Run a task over every row of a dataset; output = input columns + result + error.",
     )
-    run.add_argument("task", help="task name (ner, parse, embed)")
+    run.add_argument("task", help="task name (ner, parse, embed), or a model name or path to run with its own task")
     run.add_argument("--input", required=True, help=".parquet, .csv, .jsonl file, or a folder of .txt/.md files")
     run.add_argument("--output", required=True, help="output path: a Parquet directory, or a .jsonl file")
-    run.add_argument("--column", help="input column holding the texts (implied for folders)")
+    run.add_argument(
+        "--column",
+        help="input column holding the texts (implied for folders); for a tensor model, the input columns "
+        "('features,mask') or one struct column (default: every column)",
+    )
     run.add_argument("--model", help="model name, name@version or path (default: the task's default)")
     run.add_argument("--batch-size", type=int, default=32, help="items per model call (default 32)")
     run.add_argument(

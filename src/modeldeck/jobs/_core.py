@@ -17,7 +17,7 @@ from ..tasks.results import to_arrow
 if TYPE_CHECKING:
     from ..tasks.base import Task
 
-__all__ = ["ERROR_TYPE", "RESERVED_COLUMNS", "output_schema", "predict_arrow"]
+__all__ = ["ERROR_TYPE", "RESERVED_COLUMNS", "output_schema", "predict_arrow", "tensor_columns", "tensor_examples"]
 
 ERROR_TYPE = pa.struct([("code", pa.string()), ("message", pa.string())])
 RESERVED_COLUMNS = ("result", "error")
@@ -44,3 +44,24 @@ def predict_arrow(task: Task[Any, Any, Any, Any], values: Sequence[Any], options
     results = [None if isinstance(out, ModelDeckError) else out for out in outputs]
     errors = [out.to_dict() if isinstance(out, ModelDeckError) else None for out in outputs]
     return to_arrow(results, task.result_type), pa.array(errors, type=ERROR_TYPE)
+
+
+def tensor_columns(column: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """The columns a tensor task reads: ``"a,b"`` or ``["a", "b"]``; ``None`` means every column."""
+    if column is None:
+        return None
+    names = column.split(",") if isinstance(column, str) else list(column)
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise InputError(f"no column named in {column!r}", hint="name the input columns, e.g. 'features,mask'")
+    return tuple(names)
+
+
+def tensor_examples(batch: pa.RecordBatch, columns: Sequence[str] | None) -> list[Any]:
+    """One tensor example per row: a lone struct column's values (its fields are the input names),
+    else ``{column: value}`` over ``columns`` (every column when ``None``)."""
+    names = list(columns) if columns else batch.schema.names
+    if len(names) == 1 and pa.types.is_struct(batch.schema.field(names[0]).type):
+        return batch.column(names[0]).to_pylist()  # type: ignore[no-any-return]
+    values = {name: batch.column(name).to_pylist() for name in names}
+    return [{name: values[name][row] for name in names} for row in range(batch.num_rows)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -22,6 +22,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ..errors import EmptyInputError, InputDecodeError, InputError, InputTypeError, ModelDeckError
+from ._core import tensor_columns, tensor_examples
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -31,8 +32,10 @@ __all__ = [
     "open_source",
 ]
 
-InputKind = Literal["text", "image"]
+InputKind = Literal["text", "image", "image-pair", "tensor"]
 Chunk = tuple[pa.RecordBatch, list[Any]]
+#: Turns a batch of rows into the task's input values (a column's values, or tensor examples).
+Values = Callable[[pa.RecordBatch], list[Any]]
 
 TEXT_EXTENSIONS = frozenset({".txt", ".md"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -63,10 +66,16 @@ class Source:
 
 
 def open_source(path: str | Path, column: str | None, *, kind: InputKind = "text", batch_rows: int = 1024) -> Source:
-    """Open and check an input; raises an ``InputError`` naming the file and the fix."""
+    """Open and check an input; raises an ``InputError`` naming the file and the fix.
+
+    For a ``tensor`` task ``column`` names the input columns (``"features,mask"``), or one struct
+    column whose fields are the inputs; left out, every column is an input.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"input path {str(path)!r} does not exist", hint="check the path given as input")
+    if kind == "tensor":
+        return _open_tensor_table(path, column, batch_rows)
     if path.is_dir():
         return _open_folder(path, column, kind, batch_rows)
     fmt = _FORMATS.get(path.suffix.lower())
@@ -82,6 +91,50 @@ def open_source(path: str | Path, column: str | None, *, kind: InputKind = "text
     opener = {"parquet": _open_parquet, "csv": _open_csv, "jsonl": _open_jsonl}[fmt]
     source = opener(path, column, batch_rows)
     _check_column(source, kind)
+    return source
+
+
+def _tensor_row(row: dict[str, Any], names: tuple[str, ...] | None) -> Any:
+    if names is None:
+        return row
+    if len(names) == 1 and isinstance(row.get(names[0]), dict):
+        return row[names[0]]  # one object-valued key: its keys are the inputs
+    return {name: row.get(name) for name in names}
+
+
+def _open_tensor_table(path: Path, column: str | None, batch_rows: int) -> Source:
+    if path.is_dir():
+        raise InputError(
+            f"a tensor task reads a table, not the folder {str(path)!r}",
+            hint="give a .parquet, .csv or .jsonl file with one column per model input (or one struct column)",
+        )
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"cannot tell the format of {str(path)!r} from its extension {path.suffix!r}",
+            hint="use .parquet, .csv or .jsonl (or .ndjson)",
+        )
+    if path.stat().st_size == 0:
+        raise EmptyInputError(f"input file {str(path)!r} is empty", hint="check that the file was written completely")
+    names = tensor_columns(column)
+
+    def values(batch: pa.RecordBatch) -> list[Any]:
+        return tensor_examples(batch, names)
+
+    if fmt == "jsonl":
+        # From the parsed JSON, not the Arrow columns: Arrow would widen a column's ints to floats
+        # when one row holds a float, and a model that takes ints would then refuse every row.
+        source = _open_jsonl(path, None, batch_rows, row_values=lambda row: _tensor_row(row, names))
+    else:
+        opener = {"parquet": _open_parquet, "csv": _open_csv}[fmt]
+        source = opener(path, None, batch_rows, values)
+    missing = [n for n in names or () if n not in source.schema.names]
+    if missing:
+        raise InputError(
+            f"{str(path)!r} has no column(s) {', '.join(map(repr, missing))}",
+            hint=f"available columns: {', '.join(source.schema.names)}",
+        )
+    source.column = ",".join(names or source.schema.names)
     return source
 
 
@@ -118,7 +171,7 @@ def _column_values(batch: pa.RecordBatch, column: str) -> list[Any]:
 # --- Parquet ---------------------------------------------------------------------------------
 
 
-def _open_parquet(path: Path, column: str, batch_rows: int) -> Source:
+def _open_parquet(path: Path, column: str | None, batch_rows: int, values: Values | None = None) -> Source:
     try:
         meta = pq.ParquetFile(path)
         schema = meta.schema_arrow
@@ -147,18 +200,19 @@ def _open_parquet(path: Path, column: str, batch_rows: int) -> Source:
                     batch, rest = batch.slice(cut), rest - cut
                     if batch.num_rows == 0:
                         continue
-                yield batch, _column_values(batch, column)
+                yield batch, pick(batch)
 
-    return Source(path, "parquet", schema, column, total, 0, read)
+    pick = values or (lambda batch: _column_values(batch, str(column)))
+    return Source(path, "parquet", schema, column or "", total, 0, read)
 
 
 # --- CSV -------------------------------------------------------------------------------------
 
 
-def _open_csv(path: Path, column: str, batch_rows: int) -> Source:
+def _open_csv(path: Path, column: str | None, batch_rows: int, values: Values | None = None) -> Source:
     def reader() -> pa_csv.CSVStreamingReader:
         # The input column is text whatever it looks like: a column of digits is still text to read.
-        convert = pa_csv.ConvertOptions(column_types={column: pa.string()})
+        convert = pa_csv.ConvertOptions(column_types={column: pa.string()} if column else {})
         return pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 20), convert_options=convert)
 
     try:
@@ -177,9 +231,10 @@ def _open_csv(path: Path, column: str, batch_rows: int) -> Source:
                         continue
                     if skip:
                         batch, skip = batch.slice(skip), 0
-                    yield batch, _column_values(batch, column)
+                    yield batch, pick(batch)
 
-    return Source(path, "csv", schema, column, None, 0, read)
+    pick = values or (lambda batch: _column_values(batch, str(column)))
+    return Source(path, "csv", schema, column or "", None, 0, read)
 
 
 # --- JSON Lines ------------------------------------------------------------------------------
@@ -218,7 +273,9 @@ def _fit(values: list[Any], dtype: pa.DataType) -> pa.Array:
         return pa.array(fitted, type=dtype)
 
 
-def _open_jsonl(path: Path, column: str, batch_rows: int) -> Source:
+def _open_jsonl(
+    path: Path, column: str | None, batch_rows: int, row_values: Callable[[dict[str, Any]], Any] | None = None
+) -> Source:
     # Columns and types come from the first lines (in order of first appearance); a key seen only
     # later is not kept. The task column is always text, so an int there is that row's error.
     rows = [_parse_line(number, line) for number, line in islice(_lines(path), _JSON_SCHEMA_LINES)]
@@ -256,8 +313,9 @@ def _open_jsonl(path: Path, column: str, batch_rows: int) -> Source:
             if f.metadata and b"modeldeck.json" in f.metadata:
                 raw = [None if v is None else json.dumps(v, ensure_ascii=False) for v in raw]
             arrays.append(_fit(raw, f.type))
-        values = [row.get(column) if isinstance(row, dict) else row for row in parsed]
-        return pa.RecordBatch.from_arrays(arrays, schema=schema), values
+        batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+        pick = row_values or (lambda row: row.get(column))
+        return batch, [pick(row) if isinstance(row, dict) else row for row in parsed]
 
     def read(skip: int) -> Iterator[Chunk]:
         lines = islice(_lines(path), skip, None)
@@ -267,7 +325,7 @@ def _open_jsonl(path: Path, column: str, batch_rows: int) -> Source:
                 return
             yield build([_parse_line(n, ln) for n, ln in block])
 
-    return Source(path, "jsonl", schema, column, None, 0, read)
+    return Source(path, "jsonl", schema, column or "", None, 0, read)
 
 
 # --- folders ---------------------------------------------------------------------------------

@@ -64,6 +64,19 @@ def _output_format(output: Path, output_format: str | None) -> OutputFormat:
     return output_format  # type: ignore[return-value]
 
 
+def model_as_task(task: str, model: str | None) -> tuple[str, str | None]:
+    """``run churn``: a model name or path in place of a task runs that model with its own task."""
+    from ..tasks import TASKS
+
+    if model is not None or task in TASKS:
+        return task, model
+    from ..config import Settings
+    from ..store import ModelStore
+
+    info = ModelStore(Settings.from_env()).resolve(task, auto_pull=False)
+    return info.task, task
+
+
 def _task_class(task: str | Task[Any, Any, Any, Any]) -> type:
     if isinstance(task, str):
         from ..tasks import TASKS
@@ -184,6 +197,8 @@ def run_job(
         raise OptionError(f"max_errors must be >= 0, got {max_errors}", hint="leave it out for no limit")
     output = Path(output)
     fmt = _output_format(output, output_format)
+    if isinstance(task, str):
+        task, model = model_as_task(task, model)
     task_cls = _task_class(task)
     options_json = _check_options(task_cls, options or {})
     read_rows = max(1, min(chunk_rows, max(_READ_ROWS, batch_size)))

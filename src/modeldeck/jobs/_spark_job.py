@@ -52,6 +52,12 @@ class SparkJobSummary:
         )
 
 
+def _input_kind(task: str) -> str:
+    from ..tasks import TASKS
+
+    return str(TASKS.get(task).input_kind)
+
+
 def run_spark_job(
     task: str,
     input: str,
@@ -77,7 +83,10 @@ def run_spark_job(
     """
     in_format = _input_format(input)
     out_format = _output_format(output, output_format)
-    if column is None:
+    from ._runner import model_as_task
+
+    task, model = model_as_task(task, model)
+    if column is None and _input_kind(task) != "tensor":  # a tensor task reads every column by default
         raise InputError(f"which column of {input!r} holds the inputs?", hint="name it with column=... (--column)")
     if _is_local(input):
         local = Path(_local_path(input))

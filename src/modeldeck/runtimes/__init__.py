@@ -26,3 +26,7 @@ RUNTIMES.register("dlib", "modeldeck.runtimes.dlib:DlibRuntime")
 RUNTIMES.register("opencv", "modeldeck.runtimes.opencv:OpenCVRuntime")
 RUNTIMES.register("awd-lstm", "modeldeck.runtimes.awd_lstm:AwdLstmRuntime")  # fine-tuned with modeldeck.finetune
 RUNTIMES.register("torch", "modeldeck.runtimes.facenet:FacenetRuntime")  # FaceNet state dicts (face-embed)
+RUNTIMES.register("keras", "modeldeck.runtimes.keras:KerasRuntime")
+RUNTIMES.register("tensorflow", "modeldeck.runtimes.tensorflow:SavedModelRuntime")
+RUNTIMES.register("torchscript", "modeldeck.runtimes.torchscript:TorchScriptRuntime")
+RUNTIMES.register("torch-export", "modeldeck.runtimes.torch_export:TorchExportRuntime")

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError, InferenceError, UnknownModelError
+from . import tensors
 from .base import import_framework
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
 
-__all__ = ["OnnxRuntime", "TensorSpec", "default_threads", "find_onnx_file"]
+__all__ = ["OnnxRuntime", "OnnxTensorModel", "TensorSpec", "default_threads", "find_onnx_file"]
 
 # ONNX Runtime's element type names, for the numeric tensors models take and give.
 _DTYPES: Mapping[str, type[np.generic]] = MappingProxyType(
@@ -184,3 +185,36 @@ class OnnxRuntime:
 
     def __repr__(self) -> str:
         return f"<OnnxRuntime {self.path.name} device={self.device!r} inputs={self.input_names}>"
+
+
+class OnnxTensorModel:
+    """An ``OnnxRuntime`` seen as a tensor model: the graph's inputs and outputs as its signature."""
+
+    name = "onnxruntime"
+
+    def __init__(self, runtime: OnnxRuntime) -> None:
+        def spec(s: TensorSpec) -> tensors.TensorSpec:
+            dtype = tensors.STRING if s.type == "tensor(string)" else (s.dtype.name if s.dtype is not None else None)
+            return tensors.TensorSpec(name=s.name, shape=s.shape, dtype=dtype)
+
+        self.runtime = runtime
+        self.device = runtime.device
+        self.inputs = tuple(spec(s) for s in runtime.inputs)
+        self.outputs = tuple(spec(s) for s in runtime.outputs)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu") -> OnnxTensorModel:
+        return cls(OnnxRuntime.load(path, device=device))
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = self.runtime.run(feeds)
+        return {spec.name: np.asarray(a) for spec, a in zip(self.outputs, arrays, strict=True)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"file": self.runtime.path.name, "producer": self.runtime.producer}
+
+    def memory_bytes(self) -> int | None:
+        return self.runtime.memory_bytes()
+
+    def close(self) -> None:
+        self.runtime.close()

@@ -12,7 +12,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import ModelNotInstalledError, OfflineError, UnknownModelError
 from ..types import ModelInfo
-from ._infer import infer_layout
+from ._infer import BYOM_RUNTIMES, infer_layout
 from .artifacts import ArtifactStore, Manifest, content_version, now_iso
 from .catalog import Catalog, CatalogEntry, check_name
 from .pull import Transport
@@ -52,6 +52,16 @@ def _with_task(tasks: tuple[str, ...], task: str | None) -> tuple[str, ...]:
     if task is None or task not in tasks or tasks[0] == task:
         return tasks
     return (task, *(t for t in tasks if t != task))
+
+
+def _sidecar_card(path: Path, runtime: str, tasks: Sequence[str]) -> dict[str, object]:
+    """The validated ``modeldeck.json`` of a model you bring, as its card (other families read their own)."""
+    if runtime not in BYOM_RUNTIMES or not {"tensor", "classify-image"} & set(tasks):
+        return {}
+    from .sidecar import read_sidecar
+
+    sidecar = read_sidecar(path)
+    return sidecar.card() if sidecar is not None else {}
 
 
 def _path_digest(path: Path) -> str:
@@ -225,6 +235,7 @@ class ModelStore:
             inferred_runtime, inferred_tasks = infer_layout(src, tasks[0] if tasks else None)
             tasks = tuple(tasks) if tasks is not None else inferred_tasks
             runtime = runtime or inferred_runtime
+        card = {**_sidecar_card(src, runtime, tasks), **dict(card or {})}  # the caller's card wins
         source = LocalSource(src)
         ctx = FetchContext(name=name, partial_dir=self.artifacts.partial, progress=False)
         with self.artifacts.staging() as stage:
@@ -240,8 +251,8 @@ class ModelStore:
                 tasks=tuple(tasks),
                 runtime=runtime,
                 source=source.to_dict(),
-                license="",
-                card=dict(card or {}),
+                license=str(card.get("license", "")),
+                card=card,
                 files=files,
                 created=now_iso(),
                 root=root.relative_to(stage.files).as_posix() if root != stage.files else ".",
@@ -377,4 +388,5 @@ class ModelStore:
             runtime=runtime,
             path=path.resolve(),
             source="local",
+            card=_sidecar_card(path, runtime, tasks),
         )

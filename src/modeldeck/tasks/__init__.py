@@ -52,4 +52,19 @@ for _task in ("face-embed", "face-verify"):
     BACKENDS.register(_task, "dlib", "modeldeck.tasks.faces._embedders:DlibEmbedder")
     BACKENDS.register(_task, "torch", "modeldeck.tasks.faces._embedders:FacenetEmbedder")
     BACKENDS.register(_task, "onnxruntime", "modeldeck.tasks.faces._embedders:OnnxEmbedder")
+# Models you bring: named tensors in and out, on each framework that has a signature.
+TASKS.register("tensor", "modeldeck.tasks.tensor:TensorTask")
+BACKENDS.register("tensor", "keras", "modeldeck.tasks.tensor:KerasTensorBackend")
+BACKENDS.register("tensor", "tensorflow", "modeldeck.tasks.tensor:SavedModelTensorBackend")
+BACKENDS.register("tensor", "torchscript", "modeldeck.tasks.tensor:TorchScriptTensorBackend")
+BACKENDS.register("tensor", "torch-export", "modeldeck.tasks.tensor:TorchExportTensorBackend")
+BACKENDS.register("tensor", "onnxruntime", "modeldeck.tasks.tensor:OnnxTensorBackend")
+# Image classification
+TASKS.register("classify-image", "modeldeck.tasks.classify_image:ClassifyImageTask")
+BACKENDS.register("classify-image", "torchvision", "modeldeck.tasks._image_classifiers:TorchvisionClassifier")
+BACKENDS.register("classify-image", "keras", "modeldeck.tasks._image_classifiers:KerasClassifier")
+BACKENDS.register("classify-image", "tensorflow", "modeldeck.tasks._image_classifiers:SavedModelClassifier")
+BACKENDS.register("classify-image", "torchscript", "modeldeck.tasks._image_classifiers:TorchScriptClassifier")
+BACKENDS.register("classify-image", "torch-export", "modeldeck.tasks._image_classifiers:TorchExportClassifier")
+BACKENDS.register("classify-image", "onnxruntime", "modeldeck.tasks._image_classifiers:OnnxClassifier")
 del _task

@@ -41,7 +41,7 @@ __all__ = [
 DEFAULT_MAX_TEXT_CHARS = 1_000_000
 
 #: What one input of a task is; the server, the jobs and the CLI decode and route inputs by it.
-InputKind = Literal["text", "image", "image-pair"]
+InputKind = Literal["text", "image", "image-pair", "tensor"]
 
 EncT = TypeVar("EncT")
 RawT = TypeVar("RawT")
