@@ -9,6 +9,7 @@
     │   ├── InputTypeError               MD102
     │   ├── InputTooLargeError           MD103
     │   ├── InputDecodeError             MD104
+    │   ├── InvalidTextError             MD105  a text holds lone surrogates (not Unicode a model can read)
     │   ├── OptionError                  MD110  unknown option or invalid option value
     │   ├── NoFaceError                  MD150  an image holds no face where one was needed
     │   └── MultipleFacesError           MD151  an image holds several faces where one was needed
@@ -62,6 +63,7 @@ __all__ = [
     "InputError",
     "InputTooLargeError",
     "InputTypeError",
+    "InvalidTextError",
     "JobError",
     "ManifestError",
     "ModelDeckError",
@@ -134,6 +136,10 @@ class InputTooLargeError(InputError):
 
 class InputDecodeError(InputError):
     code = "MD104"
+
+
+class InvalidTextError(InputError):
+    code = "MD105"
 
 
 class OptionError(InputError):

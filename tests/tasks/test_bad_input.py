@@ -10,6 +10,7 @@ from modeldeck.errors import (
     InputError,
     InputTooLargeError,
     InputTypeError,
+    InvalidTextError,
     OptionError,
     UnknownNameError,
 )
@@ -32,6 +33,7 @@ def task(request):
         (None, InputTypeError, "NoneType"),
         ({"text": "hi"}, InputTypeError, "dict"),
         (b"caf\xe9", InputDecodeError, "UTF-8"),
+        ("caf\ud800e", InvalidTextError, "surrogate '\\\\ud800' at character 3"),
     ],
 )
 def test_bad_text(task, raw, error, words) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeVar, overload
@@ -15,6 +16,7 @@ from ..errors import (
     InputError,
     InputTooLargeError,
     InputTypeError,
+    InvalidTextError,
     ModelDeckError,
     OptionError,
     UnknownNameError,
@@ -33,12 +35,14 @@ __all__ = [
     "Options",
     "Task",
     "TransformersHead",
+    "check_surrogates",
     "check_text",
     "option_error",
     "unsupported_runtime",
 ]
 
 DEFAULT_MAX_TEXT_CHARS = 1_000_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: What one input of a task is; the server, the jobs and the CLI decode and route inputs by it.
 InputKind = Literal["text", "image", "image-pair"]
@@ -95,7 +99,18 @@ def check_text(raw: object, *, max_chars: int = DEFAULT_MAX_TEXT_CHARS, field: s
             f"{field} has {len(raw):,} characters, more than the limit of {max_chars:,}",
             hint="split the text, or raise MODELDECK_MAX_TEXT_CHARS",
         )
+    check_surrogates(raw, field)
     return raw
+
+
+def check_surrogates(text: str, field: str = "input") -> None:
+    """Refuse lone surrogates (``"\\ud800"``): JSON and Python allow them, no tokenizer or UTF-8 codec does."""
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise InvalidTextError(
+            f"{field} holds a lone surrogate {found.group()!r} at character {found.start()}, which is not valid Unicode",
+            hint="encode the text as UTF-8 before sending it; a surrogate pair must be decoded into one character",
+        )
 
 
 def unsupported_runtime(task: str, info: ModelInfo, supported: Sequence[str]) -> UnknownNameError:

@@ -26,7 +26,7 @@ from pydantic import Field, field_validator
 from ..errors import ConfigError, InputError, InputTooLargeError, InputTypeError, OptionError
 from ..types import ModelInfo
 from ._backend import BackendBase
-from .base import Options, ResT, Task, check_text
+from .base import Options, ResT, Task, check_surrogates, check_text
 from .results import _pyarrow
 
 if TYPE_CHECKING:
@@ -428,6 +428,7 @@ def _messages(raw: Any, max_chars: int) -> list[dict[str, str]]:
                 f"messages[{i}]['content'] must be a string, got {type(content).__name__}",
                 hint="send the message text as a string",
             )
+        check_surrogates(content, f"messages[{i}]['content']")
         total += len(content)
         messages.append({"role": role, "content": content})
     if total > max_chars:
