@@ -108,7 +108,7 @@ def check_surrogates(text: str, field: str = "input") -> None:
     found = _SURROGATE.search(text)
     if found is not None:
         raise InvalidTextError(
-            f"{field} holds a lone surrogate {found.group()!r} at character {found.start()}, which is not valid Unicode",
+            f"{field} holds a lone surrogate {found.group()!r} at character {found.start()} (not valid Unicode)",
             hint="encode the text as UTF-8 before sending it; a surrogate pair must be decoded into one character",
         )
 
