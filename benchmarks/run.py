@@ -32,6 +32,7 @@ def main() -> None:
         ["faces.py", "gallery"],
         ["generate.py", *short],
         ["documents.py", *(["--docs", "8", "--rounds", "1"] if args.quick else [])],
+        ["store.py", *(["--rounds", "2"] if args.quick else [])],
     ]
     for run in runs:
         print(f"\n$ python benchmarks/{' '.join(run)}", flush=True)

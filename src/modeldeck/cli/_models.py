@@ -46,7 +46,7 @@ def run_models(args: argparse.Namespace) -> int:
         info = store.resolve(args.name, auto_pull=False)
         print(json.dumps({"status": asdict(status) if status else None, "resolved": info.to_dict()}, indent=2))
     elif verb == "pull":
-        info = store.pull(args.name, progress=not args.quiet)
+        info = store.pull(args.name, progress=not args.quiet, force=args.force)
         console.print(f"[green]pulled[/] {info.name}@{info.version} -> {info.path}")
     elif verb == "import":
         info = store.import_model(

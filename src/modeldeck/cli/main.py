@@ -94,6 +94,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pull = verbs.add_parser("pull", help="download a model into the store (verified, resumable)")
     pull.add_argument("name")
     pull.add_argument("--quiet", action="store_true", help="no progress bar")
+    pull.add_argument("--force", action="store_true", help="fetch again even if installed (after a failed check)")
     imp = verbs.add_parser("import", help="import a local file or directory as a named model version")
     imp.add_argument("path")
     imp.add_argument("--name", required=True)

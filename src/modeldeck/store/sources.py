@@ -31,6 +31,7 @@ __all__ = [
     "Source",
     "URLSource",
     "check_record",
+    "record_digests",
     "source_from_dict",
     "source_kinds",
 ]
@@ -184,25 +185,30 @@ def _pip_version(model_dir: Path, dist: str | None) -> str:
     return "unknown"
 
 
-def check_record(distribution: str, under: Path) -> tuple[int, tuple[str, ...]]:
-    """Check the files of ``distribution`` below ``under`` against the hashes in its RECORD."""
-    files = importlib.metadata.files(distribution) or []
+def record_digests(distribution: str, under: Path) -> list[tuple[Path, str]]:
+    """The files of ``distribution`` below ``under`` with the sha256 (hex) its RECORD gives them."""
     root = under.resolve()
-    checked, problems = 0, []
-    for item in files:
+    found = []
+    for item in importlib.metadata.files(distribution) or []:
         if item.hash is None or item.hash.mode != "sha256":
             continue
         path = Path(str(item.locate())).resolve()
-        if not path.is_relative_to(root):
-            continue
+        if path.is_relative_to(root):
+            found.append((path, base64.urlsafe_b64decode(item.hash.value + "=" * (-len(item.hash.value) % 4)).hex()))
+    return found
+
+
+def check_record(distribution: str, under: Path) -> tuple[int, tuple[str, ...]]:
+    """Check the files of ``distribution`` below ``under`` against the hashes in its RECORD."""
+    checked, problems = 0, []
+    for path, expected in record_digests(distribution, under):
         checked += 1
         if not path.is_file():
             problems.append(f"missing: {path}")
             continue
-        digest = hashlib.sha256(path.read_bytes()).digest()
-        actual = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-        if actual != item.hash.value:
-            problems.append(f"corrupted: {path} (RECORD sha256={item.hash.value}, actual {actual})")
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual != expected:
+            problems.append(f"corrupted: {path} (RECORD sha256={expected}, actual {actual})")
     return checked, tuple(problems)
 
 
