@@ -39,12 +39,15 @@ A code's hundreds digit is its family: every error's code lies in the hundred of
 derives from (config 0xx, input 1xx, not found 2xx, store 3xx, dependency 4xx, inference 5xx,
 service 6xx, job 7xx). Codes are stable: a new error takes the next free code of its family.
 
-Only ``serving/`` maps these to HTTP statuses and only ``cli/`` maps them to exit codes.
+Only ``serving/`` maps these to HTTP statuses and only ``cli/`` maps them to exit codes. An error
+whose fix is one option's setting carries it as ``fix`` (an ``OptionFix``), so the command line can
+name its own flag for it instead of the Python spelling.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 __all__ = [
     "BatchContractError",
@@ -84,14 +87,28 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class OptionFix:
+    """A fix that is one option's setting, so each front end can phrase it its own way.
+
+    ``python`` is how the hint spells it for a Python caller (``largest=True``); the command line
+    replaces that phrase with its own flag (``--largest``, ``-o largest=true``).
+    """
+
+    option: str
+    value: object
+    python: str
+
+
 class ModelDeckError(Exception):
     """Base of every modeldeck error. ``str(err)`` is ``"[MDnnn] message"``."""
 
     code = "MD000"
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, fix: OptionFix | None = None) -> None:
         self.message = message
         self.hint = hint
+        self.fix = fix
         super().__init__(message)
 
     def __str__(self) -> str:

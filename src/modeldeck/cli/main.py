@@ -155,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             module, _, function = handler.partition(":")
             return int(getattr(importlib.import_module(module), function)(args))
     except ModelDeckError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from ._hints import cli_error_text
+
+        print(f"error: {cli_error_text(exc, args)}", file=sys.stderr)
         return exit_code(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
