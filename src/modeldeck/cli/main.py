@@ -123,9 +123,27 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parse_args``, except that inputs may also follow options: ``predict ner --model X "text"``.
+
+    argparse fills a ``nargs`` list positional once, before the options, and rejects what comes
+    after; ``parse_intermixed_args`` would fix that but does not work with sub-commands.
+    """
+    args, extras = parser.parse_known_args(argv)
+    if extras and isinstance(getattr(args, "folder", None), list):
+        args.folder.extend(x for x in extras if not x.startswith("-"))
+        extras = [x for x in extras if x.startswith("-")]
+    if extras and isinstance(getattr(args, "inputs", None), list):
+        args.inputs.extend(x for x in extras if x == "-" or not x.startswith("-"))
+        extras = [x for x in extras if x != "-" and x.startswith("-")]
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if args.command is None:
         parser.print_help()
         return 0

@@ -204,7 +204,9 @@ class FacenetRuntime:
                 f"unexpected {len(unexpected)}, e.g. {unexpected[:3]})",
                 hint="use facenet-pytorch's released vggface2 or casia-webface weights",
             )
-        return cls(model, device)
+        from .transformers import resolve_device
+
+        return cls(model, str(resolve_device(device)))
 
     @property
     def input_size(self) -> int:
