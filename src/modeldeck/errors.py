@@ -175,6 +175,19 @@ class NotFoundError(ModelDeckError):
     code = "MD200"
 
 
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'ner'?)`` for the closest of ``candidates`` to a mistyped ``name``, else ``""``."""
+    import difflib  # only on the error path: ``import modeldeck`` stays lean
+
+    pool = list(dict.fromkeys(candidates))
+    close = difflib.get_close_matches(name, pool, n=2, cutoff=0.6)
+    if not close:  # case slips ("NER", "minilm") are not close by ratio, but are plainly the same name
+        close = [c for c in pool if c.lower() == name.lower()][:1]
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+
+
 class UnknownNameError(NotFoundError):
     code = "MD201"
 
@@ -183,7 +196,7 @@ class UnknownNameError(NotFoundError):
         self.name = name
         self.valid = sorted(valid)
         super().__init__(
-            f"unknown {kind} {name!r}",
+            f"unknown {kind} {name!r}{did_you_mean(name, self.valid)}",
             hint=f"valid {kind}s: {', '.join(self.valid) or '(none registered)'}",
         )
 

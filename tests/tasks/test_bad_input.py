@@ -64,6 +64,11 @@ def test_unknown_option(task) -> None:
     assert "valid options" in str(info.value)
 
 
+def test_a_mistyped_option_gets_a_suggestion(embedder) -> None:
+    with pytest.raises(OptionError, match=r"unknown option 'normalise' \(did you mean 'normalize'\?\)"):
+        embedder("some text", normalise=True)
+
+
 @pytest.mark.parametrize(
     ("fixture", "options"),
     [

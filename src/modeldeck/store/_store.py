@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import ChecksumError, ModelNotInstalledError, OfflineError, UnknownModelError
+from ..errors import ChecksumError, ModelNotInstalledError, OfflineError, UnknownModelError, did_you_mean
 from ..types import ModelInfo
 from ._infer import infer_layout
 from ._verdicts import VerdictCache, check_files, record_files
@@ -117,10 +117,12 @@ class ModelStore:
         if path.exists():
             return self._info_from_path(path, task)
         names = sorted(set(self.catalog.names()) | set(self.artifacts.names()))
+        from ..tasks import TASKS  # the registry of names only (no task module is imported); error path only
+
+        tasks = sorted({*TASKS.names(), *self.catalog.tasks()})
         raise UnknownModelError(
-            f"no model, task or path called {ref!r}",
-            hint=f"known models: {', '.join(names) or '(none)'}; "
-            f"default tasks: {', '.join(self.catalog.default_tasks())}",
+            f"no model, task or path called {ref!r}{did_you_mean(ref, [*tasks, *names])}",
+            hint=f"tasks: {', '.join(tasks)}; known models: {', '.join(names) or '(none)'}",
         )
 
     def _resolve_entry(self, entry: CatalogEntry, version: str | None, task: str | None, auto_pull: bool) -> ModelInfo:
@@ -171,7 +173,7 @@ class ModelStore:
                     )
                 return self._info_from_manifest(versions[0], None)
             raise UnknownModelError(
-                f"cannot pull {name!r}: it is not in the catalog",
+                f"cannot pull {name!r}: it is not in the catalog{did_you_mean(name, self.catalog.names())}",
                 hint=f"catalog models: {', '.join(self.catalog.names())}; add an entry to "
                 f"{Path(self.settings.home) / 'catalog.json'} or use `modeldeck models import`",
             )

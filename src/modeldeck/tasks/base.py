@@ -20,6 +20,7 @@ from ..errors import (
     ModelDeckError,
     OptionError,
     UnknownNameError,
+    did_you_mean,
 )
 from ..images import DEFAULT_MAX_IMAGE_PIXELS
 from ..types import ModelInfo, Result
@@ -68,7 +69,7 @@ def option_error(task: str, options_type: type[Options], err: ValidationError) -
     for item in err.errors():
         where = ".".join(str(part) for part in item["loc"]) or "options"
         if item["type"] == "extra_forbidden":
-            problems.append(f"unknown option {where!r}")
+            problems.append(f"unknown option {where!r}{did_you_mean(where, options_type.model_fields)}")
         else:
             problems.append(f"option {where!r}: {item['msg']} (got {item.get('input')!r})")
     return OptionError(f"{task}: {'; '.join(problems)}", hint=f"valid options for {task}: {valid}")
