@@ -157,6 +157,10 @@ def _load_tokenizer(transformers: Any, path: Path) -> Any:
         raise
 
 
+_UNSET_TOKENIZER_LIMIT = 1_000_000
+_FALLBACK_TOKENS = 512
+
+
 class TransformersRuntime:
     """A fast tokenizer plus a model head, in eval mode, run under ``torch.inference_mode``."""
 
@@ -195,13 +199,29 @@ class TransformersRuntime:
     @property
     def max_tokens(self) -> int:
         """Longest input the model takes, special tokens included."""
+        return self.token_limit[0]
+
+    @property
+    def token_limit(self) -> tuple[int, str]:
+        """``max_tokens`` and where it comes from (shown in the model's description)."""
         config = self.model.config
-        limits = [int(self.tokenizer.model_max_length)]
+        limits: list[tuple[int, str]] = []
+        declared = getattr(self.tokenizer, "model_max_length", None)
+        # transformers writes int(1e30) when a tokenizer declares no limit: that is "unset", not a limit.
+        if isinstance(declared, int) and 0 < declared < _UNSET_TOKENIZER_LIMIT:
+            limits.append((declared, "the tokenizer's model_max_length"))
         positions = getattr(config, "max_position_embeddings", None)
         if positions:
             if getattr(config, "model_type", "") in _PADDED_POSITIONS:
                 positions -= int(getattr(config, "pad_token_id", 1) or 0) + 1
-            limits.append(int(positions))
+            limits.append((int(positions), "the config's max_position_embeddings"))
+        if not limits:
+            # Relative-position models (T5 and its kin) have no table of positions to overflow; 512 is
+            # the length they were trained at, so longer inputs are split rather than degraded.
+            return _FALLBACK_TOKENS, (
+                f"a fallback of {_FALLBACK_TOKENS}: neither the tokenizer (model_max_length) nor the config "
+                "(max_position_embeddings) sets a limit"
+            )
         return min(limits)
 
     @property
