@@ -88,7 +88,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list, show, pull, import, remove and verify models")
     verbs = models.add_subparsers(dest="verb", metavar="VERB", required=True)
-    verbs.add_parser("list", help="every model in the catalog and the store")
+    listing = verbs.add_parser("list", help="every model in the catalog and the store")
+    listing.add_argument("--task", help="only the models that serve this task")
+    listing.add_argument("--json", action="store_true", help="print every field as JSON")
     show = verbs.add_parser("show", help="one model's entry, card and installed versions")
     show.add_argument("name")
     pull = verbs.add_parser("pull", help="download a model into the store (verified, resumable)")
