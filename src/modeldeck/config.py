@@ -57,6 +57,14 @@ def _parse_isolation(var: str, raw: str) -> str:
     return value
 
 
+def _parse_url(var: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    scheme, sep, rest = value.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest:
+        raise ConfigError(f"{var} must be an http(s) URL, got {raw!r}", hint="for example: https://huggingface.co")
+    return value
+
+
 def _default_home() -> Path:
     return Path.home() / ".cache" / "modeldeck"
 
@@ -98,6 +106,8 @@ class Settings:
     documents: str = field(default="", metadata={"env": "MODELDECK_DOCUMENTS"})
     #: A ``qa`` model that reads an answer out of the passages /v1/documents/ask finds (empty: passages only).
     documents_qa: str = field(default="", metadata={"env": "MODELDECK_DOCUMENTS_QA"})
+    #: The Hugging Face Hub (or a mirror) that repo ids are pulled from; the hub's own variable.
+    hf_endpoint: str = field(default="https://huggingface.co", metadata={"env": "HF_ENDPOINT", "parse": _parse_url})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

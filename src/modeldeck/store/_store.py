@@ -11,12 +11,22 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import ChecksumError, ModelNotInstalledError, OfflineError, UnknownModelError, did_you_mean
 from ..types import ModelInfo
+from ._hub import HubLock, HubRef, parse_hub_ref, resolve_commit
 from ._infer import infer_layout
 from ._verdicts import VerdictCache, check_files, record_files
 from .artifacts import ArtifactStore, Manifest, Staging, content_version, now_iso
 from .catalog import Catalog, CatalogEntry, check_name
 from .pull import Transport
-from .sources import FetchContext, HubDownload, LocalSource, Located, check_record, record_digests, source_kinds
+from .sources import (
+    FetchContext,
+    HFSource,
+    HubDownload,
+    LocalSource,
+    Located,
+    check_record,
+    record_digests,
+    source_kinds,
+)
 
 __all__ = ["ModelStatus", "ModelStore", "VerifyReport"]
 
@@ -64,6 +74,19 @@ def _path_digest(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def _pull_name(manifest: Manifest) -> str:
+    """What ``modeldeck models pull`` takes for this model: its name, or the repo id it was pulled by."""
+    source = manifest.source
+    if source.get("kind") == "hf" and "requested" in source:
+        return f"{source['repo_id']}@{source['requested']}" if source["requested"] else str(source["repo_id"])
+    return manifest.name
+
+
+def _display_name(manifest: Manifest) -> str:
+    source = manifest.source
+    return str(source["repo_id"]) if source.get("kind") == "hf" and "requested" in source else manifest.name
+
+
 class ModelStore:
     """The public entry to the catalog and the artifact store under ``settings.home``.
 
@@ -104,7 +127,7 @@ class ModelStore:
         entry = self.catalog.get(name)
         if entry is not None:
             return self._resolve_entry(entry, version or None, task, auto_pull)
-        versions = self.artifacts.versions(name) if not at or version else []
+        versions = self.artifacts.versions(name) if (not at or version) and "/" not in name else []
         if versions:
             manifest = next((m for m in versions if m.version == version), None) if version else versions[0]
             if manifest is None:
@@ -116,6 +139,9 @@ class ModelStore:
         path = Path(ref).expanduser()
         if path.exists():
             return self._info_from_path(path, task)
+        hub = parse_hub_ref(ref)
+        if hub is not None:
+            return self._resolve_hub(hub, task, auto_pull)
         names = sorted(set(self.catalog.names()) | set(self.artifacts.names()))
         from ..tasks import TASKS  # the registry of names only (no task module is imported); error path only
 
@@ -162,6 +188,9 @@ class ModelStore:
     def pull(self, name: str, *, progress: bool = True, force: bool = False) -> ModelInfo:
         """Fetch ``name`` into the store unless it is there; ``force`` fetches it again (after a change)."""
         entry = self.catalog.get(name) or self.catalog.default_for(name)
+        hub = parse_hub_ref(name) if entry is None else None
+        if hub is not None:
+            return self._info_from_manifest(self._fetch_hub(hub, progress=progress, force=force), None)
         if entry is None:
             versions = self.artifacts.versions(name)
             if versions:  # imported: nothing to pull
@@ -210,6 +239,7 @@ class ModelStore:
             progress=progress,
             transport=self._transport,
             hub_download=self._hub_download,
+            hub_endpoint=self.settings.hf_endpoint,
         )
         with self.artifacts.staging() as stage:
             root = entry.source.fetch(stage.files, ctx)
@@ -228,6 +258,70 @@ class ModelStore:
                 root=root.relative_to(stage.files).as_posix() if root != stage.files else ".",
             )
             return self._publish(stage, manifest)
+
+    # -- Hugging Face repo ids ---------------------------------------------------------------
+
+    def _stored_name(self, name: str) -> str:
+        """The store's name for ``name``: a repo id (``owner/name``) is kept as ``owner--name``."""
+        hub = parse_hub_ref(name) if "/" in name and self.catalog.get(name) is None else None
+        return hub.store_name if hub is not None else name
+
+    def _resolve_hub(self, hub: HubRef, task: str | None, auto_pull: bool) -> ModelInfo:
+        """A repo id: the commit pinned by the last pull (or named outright) if installed, else a pull."""
+        commit = hub.pinned or HubLock(Path(self.settings.home)).get(hub)
+        if commit is not None:
+            manifest = self.artifacts.read(hub.store_name, commit[:12])
+            if manifest is not None:
+                return self._info_from_manifest(manifest, task)
+        if not auto_pull:
+            raise ModelNotInstalledError(
+                f"model {hub.lock_key!r} is not in the store", hint=f"run `modeldeck models pull {hub.lock_key}`"
+            )
+        return self._info_from_manifest(self._fetch_hub(hub, progress=sys.stderr.isatty(), task=task), task)
+
+    def _fetch_hub(self, hub: HubRef, *, progress: bool, force: bool = False, task: str | None = None) -> Manifest:
+        """Resolve the revision to a commit (one request), fetch that commit, and pin the reference to it."""
+        if self.settings.offline:
+            raise OfflineError(
+                f"model {hub.lock_key!r} is not in the store and MODELDECK_OFFLINE=1",
+                hint=f"run `modeldeck models pull {hub.lock_key}` with network access, or unset MODELDECK_OFFLINE",
+            )
+        commit = resolve_commit(hub, endpoint=self.settings.hf_endpoint)
+        lock = HubLock(Path(self.settings.home))
+        existing = self.artifacts.read(hub.store_name, commit[:12])
+        if existing is not None and force:
+            self._discard(existing)
+            existing = None
+        if existing is not None:
+            lock.set(hub, commit, now_iso())
+            return existing
+        source = HFSource(hub.repo_id, commit)
+        ctx = FetchContext(
+            name=hub.lock_key,
+            partial_dir=self.artifacts.partial,
+            progress=progress,
+            hub_download=self._hub_download,
+            hub_endpoint=self.settings.hf_endpoint,
+        )
+        with self.artifacts.staging() as stage:
+            root = source.fetch(stage.files, ctx)
+            runtime, tasks = infer_layout(root, task)
+            files = self.artifacts.ingest(stage.files)
+            manifest = Manifest(
+                name=hub.store_name,
+                version=commit[:12],
+                tasks=tasks,
+                runtime=runtime,
+                source={**source.to_dict(), "requested": hub.revision or ""},
+                license="",
+                card={},
+                files=files,
+                created=now_iso(),
+                root=".",
+            )
+            published = self._publish(stage, manifest)
+        lock.set(hub, commit, published.created)
+        return published
 
     def _publish(self, stage: Staging, manifest: Manifest) -> Manifest:
         published = self.artifacts.publish(stage, manifest)
@@ -254,7 +348,7 @@ class ModelStore:
         elif source.get("kind") == "local":
             fix = f"remove it (modeldeck models remove {manifest.name}@{manifest.version}) and import it again"
         else:
-            fix = f"fetch it again: modeldeck models pull {manifest.name} --force"
+            fix = f"fetch it again: modeldeck models pull {_pull_name(manifest)} --force"
         raise ChecksumError(
             f"model {manifest.name}@{manifest.version} was changed after it was installed, so it was not loaded: "
             + "; ".join(problems[:3])
@@ -322,6 +416,7 @@ class ModelStore:
     # -- inventory -----------------------------------------------------------------------
 
     def remove(self, name: str, version: str | None = None) -> list[str]:
+        name = self._stored_name(name)
         versions = [m.version for m in self.artifacts.versions(name)]
         entry = self.catalog.get(name)
         if not versions:
@@ -347,6 +442,7 @@ class ModelStore:
         return versions
 
     def verify(self, name: str, version: str | None = None) -> VerifyReport:
+        name = self._stored_name(name)
         entry = self.catalog.get(name)
         if entry is not None and not self.artifacts.versions(name):
             located = entry.source.locate(entry.name)
@@ -401,7 +497,7 @@ class ModelStore:
             latest = versions[0]
             rows.append(
                 ModelStatus(
-                    name,
+                    _display_name(latest),
                     latest.tasks,
                     latest.runtime,
                     str(latest.source.get("kind", "")),
@@ -430,7 +526,7 @@ class ModelStore:
     def _info_from_manifest(self, manifest: Manifest, task: str | None, entry: CatalogEntry | None = None) -> ModelInfo:
         self._check_manifest(manifest)
         return ModelInfo(
-            name=manifest.name,
+            name=_display_name(manifest),
             version=manifest.version,
             tasks=_with_task(manifest.tasks, task),
             runtime=manifest.runtime,

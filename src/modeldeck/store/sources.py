@@ -63,6 +63,7 @@ class FetchContext:
     progress: bool
     transport: Transport | None = None
     hub_download: HubDownload | None = None
+    hub_endpoint: str | None = None
 
 
 @runtime_checkable
@@ -246,8 +247,12 @@ class HFSource:
     def fetch(self, dest: Path, ctx: FetchContext) -> Path:
         download = ctx.hub_download or _snapshot_download()
         patterns = list(self.allow_patterns) if self.allow_patterns is not None else None
+        # The hub library keeps refs and tree listings in a cache of its own: keep it in staging too.
+        where = {"endpoint": ctx.hub_endpoint, "cache_dir": str(dest / ".cache" / "hub")} if ctx.hub_endpoint else {}
         try:
-            download(repo_id=self.repo_id, revision=self.revision, local_dir=str(dest), allow_patterns=patterns)
+            download(
+                repo_id=self.repo_id, revision=self.revision, local_dir=str(dest), allow_patterns=patterns, **where
+            )
         except ModelDeckError:
             raise
         except Exception as exc:
