@@ -99,11 +99,19 @@ def test_a_repo_id_loads_pins_its_commit_and_stays_pinned_when_the_branch_moves(
 
 
 def test_models_pull_follows_the_branch_and_records_the_new_commit(
-    hub: Hub, settings: Settings, home: Path, bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub: Hub,
+    settings: Settings,
+    home: Path,
+    bert_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MODELDECK_HOME", str(home))
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     assert main(["models", "pull", REPO, "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert f"pulled {REPO}@" in out.out and "%|" not in out.err and "Fetching" not in out.err  # no hub bars
     first = hub.refs[REPO]["main"]
     second = _second_commit(hub, bert_dir, tmp_path)
     assert main(["models", "pull", REPO, "--quiet"]) == 0

@@ -248,7 +248,11 @@ class HFSource:
         download = ctx.hub_download or _snapshot_download()
         patterns = list(self.allow_patterns) if self.allow_patterns is not None else None
         # The hub library keeps refs and tree listings in a cache of its own: keep it in staging too.
-        where = {"endpoint": ctx.hub_endpoint, "cache_dir": str(dest / ".cache" / "hub")} if ctx.hub_endpoint else {}
+        where: dict[str, Any] = (
+            {"endpoint": ctx.hub_endpoint, "cache_dir": str(dest / ".cache" / "hub")} if ctx.hub_endpoint else {}
+        )
+        if not ctx.progress:  # --quiet, a pipe, a server: the hub library's tqdm bars stay off too
+            where["tqdm_class"] = _silent_tqdm()
         try:
             download(
                 repo_id=self.repo_id, revision=self.revision, local_dir=str(dest), allow_patterns=patterns, **where
@@ -266,6 +270,17 @@ class HFSource:
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
+
+
+def _silent_tqdm() -> type:
+    from tqdm.auto import tqdm
+
+    class SilentTqdm(tqdm):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return SilentTqdm
 
 
 def _snapshot_download() -> HubDownload:
