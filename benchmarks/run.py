@@ -33,6 +33,7 @@ def main() -> None:
         ["generate.py", *short],
         ["documents.py", *(["--docs", "8", "--rounds", "1"] if args.quick else [])],
         ["store.py", *(["--rounds", "2"] if args.quick else [])],
+        ["face_scores.py"],
     ]
     for run in runs:
         print(f"\n$ python benchmarks/{' '.join(run)}", flush=True)
