@@ -49,3 +49,16 @@ def test_inputs_may_follow_the_options():
     assert args.folder == ["a/", "b/"] and args.quiet
     with pytest.raises(SystemExit):
         _parse(parser, ["predict", "ner", "text", "--bogus"])
+
+
+def test_a_mistyped_flag_gets_a_suggestion(capsys):
+    from modeldeck.cli.main import _build_parser, _parse
+
+    for argv, suggested in (
+        (["models", "list", "--jsn"], "'--json'"),
+        (["faces", "verify", "a.jpg", "b.jpg", "--larget"], "'--largest'"),
+        (["predict", "ner", "text", "--modle", "x"], "'--model'"),
+    ):
+        with pytest.raises(SystemExit):
+            _parse(_build_parser(), argv)
+        assert f"did you mean {suggested}" in capsys.readouterr().err

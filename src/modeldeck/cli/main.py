@@ -21,6 +21,7 @@ from ..errors import (
     NotFoundError,
     ServiceError,
     StoreError,
+    did_you_mean,
 )
 
 __all__ = ["exit_code", "main"]
@@ -139,8 +140,24 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
         args.inputs.extend(x for x in extras if x == "-" or not x.startswith("-"))
         extras = [x for x in extras if x != "-" and x.startswith("-")]
     if extras:
-        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        hint = did_you_mean(extras[0].split("=")[0], _flags_of(parser, args)) if extras[0].startswith("--") else ""
+        parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
     return args
+
+
+def _flags_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The option strings of the sub-command that ran (argparse keeps its actions in ``_actions``)."""
+    flags: list[str] = []
+    current = parser
+    for dest in ("command", "verb"):
+        sub = next((a for a in current._actions if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(args, dest, None)
+        if sub is None or name not in sub.choices:
+            break
+        current = sub.choices[name]
+    for action in current._actions:
+        flags += [flag for flag in action.option_strings if flag.startswith("--")]
+    return flags
 
 
 def main(argv: Sequence[str] | None = None) -> int:
