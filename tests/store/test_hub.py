@@ -191,3 +191,16 @@ def test_without_a_network_one_quick_attempt_and_an_error_naming_modeldeck_offli
         modeldeck.load("ner", model=REPO, settings=Settings(home=home, hf_endpoint=url))
     assert time.perf_counter() - started < 5  # not five retries with back-off
     assert len(accepted) == 1 and f"could not reach {url}" in str(caught.value)
+
+
+def test_a_catalog_hub_model_without_a_network_also_makes_one_quick_attempt(
+    home: Path, dead_end: tuple[str, list[int]]
+) -> None:
+    # A pinned catalog entry (a commit, so nothing to resolve) used to go straight to
+    # snapshot_download, which retried the dead network 5 times over 24 s.
+    url, accepted = dead_end
+    started = time.perf_counter()
+    with pytest.raises(DownloadError, match="MODELDECK_OFFLINE=1"):
+        ModelStore(Settings(home=home, hf_endpoint=url)).resolve("distilbert-sst2")
+    assert time.perf_counter() - started < 5
+    assert len(accepted) == 1

@@ -83,10 +83,15 @@ class HubLock:
         os.replace(tmp, self.path)
 
 
-def resolve_commit(ref: HubRef, *, endpoint: str, timeout: float = HUB_TIMEOUT_S) -> str:
-    """The commit ``ref.revision`` names on the hub at ``endpoint``: one request, no retries."""
-    if ref.pinned is not None:
+def resolve_commit(ref: HubRef, *, endpoint: str | None, timeout: float = HUB_TIMEOUT_S, probe: bool = False) -> str:
+    """The commit ``ref.revision`` names on the hub at ``endpoint``: one request, no retries.
+
+    A revision that already is a commit needs no request, unless ``probe`` asks to check that the
+    hub answers at all before a download (whose client retries a dead network for half a minute).
+    """
+    if ref.pinned is not None and not probe:
         return ref.pinned
+    endpoint = endpoint or "https://huggingface.co"
     try:
         from huggingface_hub import HfApi
         from huggingface_hub.errors import (

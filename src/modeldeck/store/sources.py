@@ -245,6 +245,11 @@ class HFSource:
         return None
 
     def fetch(self, dest: Path, ctx: FetchContext) -> Path:
+        if ctx.hub_download is None:
+            from ._hub import HubRef, resolve_commit
+
+            # One quick request first: snapshot_download retries a dead network 5 times over ~24 s.
+            resolve_commit(HubRef(self.repo_id, self.revision), endpoint=ctx.hub_endpoint, probe=True)
         download = ctx.hub_download or _snapshot_download()
         patterns = list(self.allow_patterns) if self.allow_patterns is not None else None
         # The hub library keeps refs and tree listings in a cache of its own: keep it in staging too.
