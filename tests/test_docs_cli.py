@@ -55,8 +55,17 @@ def documented_commands() -> list[tuple[str, str, bool]]:
 COMMANDS = documented_commands()
 
 
+_SHELL = re.compile(r"^(\d?>>?|<|\||&&|;|\d?>&\d)")
+
+
 def _argv(command: str) -> list[str]:
-    return shlex.split(command, comments=True)[1:]
+    """The command's own arguments: shell redirections and what follows a pipe are the shell's."""
+    argv = []
+    for token in shlex.split(command, comments=True)[1:]:
+        if _SHELL.match(token):
+            break
+        argv.append(token)
+    return argv
 
 
 def test_the_docs_hold_the_commands_this_test_is_about() -> None:
