@@ -11,6 +11,7 @@ import base64
 import binascii
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ __all__ = [
     "MIN_IMAGE_SIDE",
     "Image",
     "check_image",
+    "check_not_url",
     "decode_base64",
     "is_image_path",
     "load_image",
@@ -86,8 +88,23 @@ def is_image_path(value: object) -> bool:
         return False
 
 
+# "https://host/a.jpg", and the same after ``Path`` has folded its "//" into "/" (the CLI's inputs are Paths).
+_URL = re.compile(r"(?i)(https?|ftp|s3|gs|file)://?[^/]")
+
+
+def check_not_url(value: str | os.PathLike[str]) -> None:
+    """Refuse an image URL with an error that says so, rather than a mangled "no such file"."""
+    text = os.fspath(value)
+    if isinstance(text, str) and _URL.match(text):
+        raise InputTypeError(
+            f"{text!r} looks like a URL; image URLs are not fetched (modeldeck reads only local files and bytes)",
+            hint="download the image first (e.g. curl -o image.jpg URL) and pass the file",
+        )
+
+
 def read_path(value: str | os.PathLike[str]) -> bytes:
     """The bytes of an image file named at the edges (Python call or CLI)."""
+    check_not_url(value)
     path = Path(value)
     try:
         return path.read_bytes()
@@ -297,6 +314,7 @@ def load_image(raw: object, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Im
     if isinstance(raw, str):
         if not raw.strip():
             raise EmptyInputError("the image string is empty", hint="send the image base64-encoded")
+        check_not_url(raw)
         return _decode_bytes(decode_base64(raw), max_pixels)
     if isinstance(raw, np.ndarray):
         return _from_array(raw, max_pixels)
