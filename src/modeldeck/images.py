@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -198,9 +200,7 @@ def _decode_bytes(data: bytes, max_pixels: int) -> Image:
     if not data:
         raise EmptyInputError("the image is empty (0 bytes)", hint=_HINT)
     pil = _pil()
-    from PIL import UnidentifiedImageError
-
-    try:
+    with _pillow_errors(pil, data, max_pixels, "decoded"):
         # Pillow's own bomb check only warns below twice its limit; ours (from the header, before a
         # single pixel is decoded) is the one that applies. No warnings filter is touched here:
         # catch_warnings is process-global state, unsafe from the server's threads.
@@ -209,6 +209,16 @@ def _decode_bytes(data: bytes, max_pixels: int) -> Image:
         fmt = img.format
         img.seek(0)  # an animated GIF or WebP: its first frame
         img.load()
+    return _freeze(np.asarray(_to_rgb(_oriented(img))), fmt, owned=True)
+
+
+@contextlib.contextmanager
+def _pillow_errors(pil: Any, data: bytes, max_pixels: int, action: str) -> Iterator[None]:
+    """Pillow's errors while opening ``data`` as the input errors they mean."""
+    from PIL import UnidentifiedImageError
+
+    try:
+        yield
     except UnidentifiedImageError:
         raise InputDecodeError(
             f"the bytes are not an image in a supported format (they start with {data[:12]!r})", hint=_HINT
@@ -219,8 +229,7 @@ def _decode_bytes(data: bytes, max_pixels: int) -> Image:
             hint="downscale the image",
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputDecodeError(f"the image could not be decoded ({exc})", hint="the file may be truncated") from None
-    return _freeze(np.asarray(_to_rgb(_oriented(img))), fmt, owned=True)
+        raise InputDecodeError(f"the image could not be {action} ({exc})", hint="the file may be truncated") from None
 
 
 def _oriented(img: PILImage) -> PILImage:
@@ -282,22 +291,8 @@ def check_image(raw: object, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> N
     if not data:
         raise EmptyInputError("the image is empty (0 bytes)", hint=_HINT)
     pil = _pil()
-    from PIL import UnidentifiedImageError
-
-    try:
-        with pil.open(io.BytesIO(data), formats=_FORMATS) as img:
-            _check_size(img.width, img.height, max_pixels)
-    except UnidentifiedImageError:
-        raise InputDecodeError(
-            f"the bytes are not an image in a supported format (they start with {data[:12]!r})", hint=_HINT
-        ) from None
-    except (pil.DecompressionBombError, pil.DecompressionBombWarning) as exc:
-        raise InputTooLargeError(
-            f"the image declares more pixels than is safe to decode ({exc}); the limit is {max_pixels:,} pixels",
-            hint="downscale the image",
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputDecodeError(f"the image could not be read ({exc})", hint="the file may be truncated") from None
+    with _pillow_errors(pil, data, max_pixels, "read"), pil.open(io.BytesIO(data), formats=_FORMATS) as img:
+        _check_size(img.width, img.height, max_pixels)
 
 
 def load_image(raw: object, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image:
