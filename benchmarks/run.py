@@ -34,6 +34,7 @@ def main() -> None:
         ["documents.py", *(["--docs", "8", "--rounds", "1"] if args.quick else [])],
         ["tensor.py", "served", *short],
         ["tensor.py", "overhead", *(["--rounds", "5"] if args.quick else [])],
+        ["classify_image.py", *(["--rounds", "2"] if args.quick else [])],
     ]
     for run in runs:
         print(f"\n$ python benchmarks/{' '.join(run)}", flush=True)

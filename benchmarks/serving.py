@@ -3,6 +3,7 @@
     python benchmarks/serving.py embed  [--duration 20]   # adaptive vs no batching vs SentenceTransformer.encode
     python benchmarks/serving.py ner    [--duration 20]   # adaptive batching vs nlp.pipe
     python benchmarks/serving.py memory [--duration 300]  # RSS with ner+embed through a long load
+    python benchmarks/serving.py overload [--duration 20] # embed at 8x capacity: admission by expected wait
 
 Every figure is printed with its ratio to the baseline measured in the same run; results are
 also written to .bench/serving-<what>.json.
@@ -16,6 +17,7 @@ import threading
 import time
 from typing import Any
 
+import httpx
 from _common import rss_bytes, save, sentences, server
 
 from modeldeck.cli._bench import BenchReport, run_bench
@@ -147,12 +149,122 @@ def run_memory(duration: float, warmup: float = 30.0) -> dict[str, Any]:
     return result
 
 
+def _retry_after(body: bytes) -> float:
+    # The load generator's minimal client returns no headers; the message carries the same figure,
+    # which the Retry-After header gives in whole seconds, at least 1.
+    import re
+
+    found = re.search(rb"retry in ([0-9.]+)s", body)
+    return float(max(1, round(float(found.group(1))))) if found else 1.0
+
+
+async def _closed_loop(url: str, clients: int, duration: float, texts: list[str]) -> dict[str, Any]:
+    """``clients`` closed-loop clients for ``duration`` s; each refused one waits its Retry-After, as a
+    client should. Latencies of admitted (200) and refused (429) requests are kept apart."""
+    import itertools
+    import json
+
+    from modeldeck.cli._http import Connection, build_post
+
+    endpoint = f"{url}/v1/models/embed/predict"
+    bodies = itertools.cycle([build_post(endpoint, json.dumps({"inputs": t}).encode())[2] for t in texts])
+    host, port, _ = build_post(endpoint, b"")
+    admitted: list[float] = []
+    refused: list[float] = []
+    other: dict[str, int] = {}
+    stop_at = time.perf_counter() + duration
+
+    async def client() -> None:
+        connection = Connection(host, port, 120.0)
+        try:
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                try:
+                    status, body = await connection.request(next(bodies))
+                except (OSError, asyncio.IncompleteReadError):
+                    # The server closed an idle keep-alive connection while this client waited: reconnect.
+                    connection.close()
+                    connection = Connection(host, port, 120.0)
+                    other["reconnect"] = other.get("reconnect", 0) + 1
+                    continue
+                seconds = time.perf_counter() - started
+                if status == 200:
+                    admitted.append(seconds)
+                elif status == 429:
+                    refused.append(seconds)
+                    await asyncio.sleep(_retry_after(body))
+                else:
+                    other[str(status)] = other.get(str(status), 0) + 1
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    admitted.sort()
+    refused.sort()
+
+    def pct(values: list[float], q: float) -> float:
+        return values[min(len(values) - 1, int(q / 100 * len(values)))] * 1000 if values else 0.0
+
+    return {
+        "clients": clients,
+        "seconds": elapsed,
+        "admitted": len(admitted),
+        "refused": len(refused),
+        "other": other,
+        "items_per_s": len(admitted) / elapsed,
+        "admitted_ms": {"p50": pct(admitted, 50), "p99": pct(admitted, 99), "max": pct(admitted, 100)},
+        "refused_ms": {"p50": pct(refused, 50), "p99": pct(refused, 99), "max": pct(refused, 100)},
+    }
+
+
+def run_overload(duration: float) -> dict[str, Any]:
+    """embed at its peak (32 clients, one batch's worth) and at 8x that, on one server."""
+    texts = sentences(4096)
+    print(f"embed overload, {duration:.0f} s per load")
+    with server("embed") as (url, _):
+        asyncio.run(_closed_loop(url, CONCURRENCY, min(5.0, duration), texts))  # warm-up
+        peak = asyncio.run(_closed_loop(url, CONCURRENCY, duration, texts))
+        loaded = asyncio.run(_closed_loop(url, 8 * CONCURRENCY, duration, texts))
+        detail = httpx.get(f"{url}/v1/models/embed", timeout=10).json()
+    stats = detail["batching"]["stats"]
+    batch_s = (stats["alpha"] or 0.0) + (stats["beta"] or 0.0) * detail["batching"]["max_batch_size"]
+    max_wait_s = detail["batching"]["max_queue_wait_ms"] / 1000.0
+    bound_ms = (2 * max_wait_s + batch_s) * 1000
+    result = {
+        "peak": peak,
+        "overload": loaded,
+        "max_queue_wait_ms": max_wait_s * 1000,
+        "batch_ms": batch_s * 1000,
+        "p99_bound_ms": bound_ms,
+        "throughput_ratio": loaded["items_per_s"] / peak["items_per_s"],
+    }
+    for name, row in (("peak, 32 clients", peak), ("8x, 256 clients", loaded)):
+        a, r = row["admitted_ms"], row["refused_ms"]
+        print(
+            f"  {name:<18} {row['items_per_s']:7.1f} items/s  admitted {row['admitted']:6d} p50 {a['p50']:7.1f} "
+            f"p99 {a['p99']:7.1f} max {a['max']:7.1f} ms  refused {row['refused']:6d} p50 {r['p50']:5.1f} "
+            f"p99 {r['p99']:5.1f} ms  other {row['other'] or 0}"
+        )
+    print(
+        f"  8x/peak throughput {result['throughput_ratio']:.2f}x; admitted p99 {loaded['admitted_ms']['p99']:.0f} ms "
+        f"vs bound 2 x {max_wait_s * 1000:.0f} + batch {batch_s * 1000:.0f} = {bound_ms:.0f} ms"
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["embed", "ner", "memory"])
+    parser.add_argument("what", choices=["embed", "ner", "memory", "overload"])
     parser.add_argument("--duration", type=float, default=None)
     args = parser.parse_args()
-    runners = {"embed": (run_embed, 20.0), "ner": (run_ner, 20.0), "memory": (run_memory, 300.0)}
+    runners = {
+        "embed": (run_embed, 20.0),
+        "ner": (run_ner, 20.0),
+        "memory": (run_memory, 300.0),
+        "overload": (run_overload, 20.0),
+    }
     run, default = runners[args.what]
     result = run(args.duration or default)
     print(f"  saved {save(f'serving-{args.what}', result)}")

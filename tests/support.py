@@ -35,7 +35,10 @@ class EchoResult:
 
 
 class EchoTask(Task[str, str, EchoResult, EchoOptions]):
-    """Echoes text; 'boom' makes forward raise; ``gate`` holds a batch until the test releases it."""
+    """Echoes text; 'boom' makes forward raise; ``gate`` holds a batch until the test releases it.
+
+    In a worker process: 'crash' exits it, 'hang' never returns, 'hog' holds 400 MiB and never returns.
+    """
 
     name = "echo"
     options_type = EchoOptions
@@ -58,6 +61,12 @@ class EchoTask(Task[str, str, EchoResult, EchoOptions]):
             raise RuntimeError("boom is poison")
         if "crash" in batch:
             os._exit(3)  # what a segfault in native code looks like from outside
+        if "hog" in batch:
+            hoard = b"x" * (400 * 1024 * 1024)  # written, so resident
+            threading.Event().wait(60)
+            del hoard
+        if "hang" in batch:
+            threading.Event().wait(60)  # a model stuck in native code
         return list(batch)
 
     def postprocess(self, raw: str, encoded: str, options: EchoOptions) -> EchoResult:

@@ -26,6 +26,7 @@ def test_defaults_from_an_empty_environment():
     assert settings.max_text_chars == 1_000_000
     assert settings.max_image_pixels == 50_000_000
     assert settings.gallery == ""
+    assert settings.documents == settings.documents_qa == ""
 
 
 def test_unrelated_variables_are_ignored():
@@ -48,6 +49,8 @@ def test_every_variable_is_parsed():
             "MODELDECK_MAX_TEXT_CHARS": "100",
             "MODELDECK_MAX_IMAGE_PIXELS": "4096",
             "MODELDECK_GALLERY": "/srv/team.db",
+            "MODELDECK_DOCUMENTS": "/srv/handbook",
+            "MODELDECK_DOCUMENTS_QA": "./bert-squad",
         }
     )
     assert settings.home == Path("/srv/models")
@@ -64,6 +67,7 @@ def test_every_variable_is_parsed():
     assert settings.max_text_chars == 100
     assert settings.max_image_pixels == 4096
     assert settings.gallery == "/srv/team.db"
+    assert (settings.documents, settings.documents_qa) == ("/srv/handbook", "./bert-squad")
 
 
 def test_home_expands_the_user_directory(monkeypatch, tmp_path):
@@ -223,3 +227,32 @@ def test_string_overrides_are_converted_to_their_type():
     settings = Settings.from_env({}, offline="no", port="8080")
     assert settings.offline is False
     assert settings.port == 8080
+
+
+def test_serving_limits_budgets_and_keys_are_parsed():
+    settings = Settings.from_env(
+        {
+            "MODELDECK_MAX_QUEUE_WAIT_MS": "1000, embed=250",
+            "MODELDECK_MAX_REQUEST_CHARS": "ner=50000",
+            "MODELDECK_MAX_REQUEST_PIXELS": "2000000",
+            "MODELDECK_WORKER_GRACE_S": "2.5",
+            "MODELDECK_WORKER_MAX_RSS_MB": "0",
+            "MODELDECK_ALLOW_FAILED_MODELS": "yes",
+            "MODELDECK_API_KEYS": "k-one-00000000, k-two-00000000",
+            "MODELDECK_GALLERY_KEYS": "k-gallery-000000",
+            "MODELDECK_AUTH_EXEMPT": "/healthz",
+        }
+    )
+    assert settings.max_queue_wait_s("embed") == 0.25 and settings.max_queue_wait_s("ner") == 1.0
+    assert settings.request_chars("ner") == 50_000 and settings.request_chars("embed") is None
+    assert settings.request_pixels("face-detect") == 2_000_000
+    assert settings.worker_grace_s == 2.5 and settings.worker_max_rss_mb == 0
+    assert settings.allow_failed_models is True
+    assert settings.api_keys == ("k-one-00000000", "k-two-00000000")
+    assert settings.gallery_keys == ("k-gallery-000000",) and settings.auth_exempt == ("/healthz",)
+    defaults = Settings.from_env({})
+    assert defaults.max_queue_wait_s("anything") == 1.0 and defaults.worker_grace_s == 5.0
+    assert defaults.worker_max_rss_mb == 3072 and defaults.api_keys == () and not defaults.allow_failed_models
+    with pytest.raises(ConfigError, match="MODELDECK_MAX_QUEUE_WAIT_MS must be a number >= 0"):
+        Settings.from_env({"MODELDECK_MAX_QUEUE_WAIT_MS": "embed=soon"})
+    assert Settings.from_env({}, max_queue_wait_ms="250").max_queue_wait_s("x") == 0.25  # a CLI flag's string

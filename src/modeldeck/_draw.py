@@ -1,8 +1,9 @@
 """Draw vision results on their image: class-coloured boxes, readable label tags, translucent masks.
 
 ``draw(image, result)`` takes the image in any form ``modeldeck.images.load_image`` accepts (or a
-file path) and a result of ``detect``, ``segment`` or ``face-detect``, as the result object or its
-``to_dict()`` form, and returns a new RGB ``PIL.Image``; the input is never modified.
+file path) and a result of ``detect``, ``segment``, ``face-detect`` or ``classify-image`` (its top
+label as a tag in the top-left corner), as the result object or its ``to_dict()`` form, and returns
+a new RGB ``PIL.Image``; the input is never modified.
 """
 
 from __future__ import annotations
@@ -72,14 +73,29 @@ def _get(item: Any, name: str, default: Any = None) -> Any:
     return getattr(item, name, default)
 
 
+def _top_label(result: Any) -> tuple[str, float | None] | None:
+    """The best label and score of a classification result (``labels`` ranked best first), else None.
+
+    A classification whose labels were all cut (``min_score``) gives ``("", None)``: nothing to tag.
+    """
+    labels = _get(result, "labels")
+    if labels is None or isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
+        return None
+    if not labels:
+        return "", None
+    score = _get(labels[0], "score")
+    return str(_get(labels[0], "label")), None if score is None else float(score)
+
+
 def _items(result: Any) -> tuple[list[_Item], tuple[int, int] | None, str]:
     """The drawable items of a result (object or dict), the image size it refers to, and its kind."""
     fields = (("instances", "instance"), ("detections", "detection"), ("faces", "face"))
     found, kind = next(((_get(result, f), k) for f, k in fields if _get(result, f) is not None), (None, ""))
     if found is None:
         raise InputTypeError(
-            f"cannot draw a {type(result).__name__}: it has no detections, instances or faces",
-            hint="pass the result of a detect, segment or face-detect task (or its to_dict())",
+            f"cannot draw a {type(result).__name__}: it has no detections, instances or faces, "
+            "nor classification labels",
+            hint="pass the result of a detect, segment, face-detect or classify-image task (or its to_dict())",
         )
     items = []
     for entry in found:
@@ -170,7 +186,8 @@ def draw(
 
     canvas = _load(image)
     width, height = canvas.size
-    items, result_size, _ = _items(result)
+    top = _top_label(result)
+    items, result_size, _ = ([], None, "labels") if top is not None else _items(result)
     sx, sy = (width / result_size[0], height / result_size[1]) if result_size else (1.0, 1.0)
     lw = line_width if line_width is not None else max(2, round((width + height) / 2 * 0.003))
     size = font_size if font_size is not None else max(10, round((width + height) / 2 * 0.025))
@@ -208,6 +225,12 @@ def draw(
         )
         if text:
             tags.append((text, colour, x1, y1))
+    if top is not None:  # a classification: its best label, tagged in the top-left corner
+        label, score = top
+        shown = (label if labels else "", f"{score:.2f}" if scores and score is not None and label else "")
+        text = " ".join(part for part in shown if part)
+        if text:
+            tags.append((text, colour_for(0), 0.0, 0.0))
     # Tags last, so no box line crosses a tag's text.
     for text, colour, x1, y1 in tags:
         left, top, right, bottom = pen.textbbox((0, 0), text, font=font)

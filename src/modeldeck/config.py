@@ -57,6 +57,31 @@ def _parse_isolation(var: str, raw: str) -> str:
     return value
 
 
+def _parse_names(var: str, raw: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
+
+
+def _parse_per_model(var: str, raw: str) -> tuple[tuple[str, float], ...]:
+    """``N`` or ``N,NAME=N,...``: a default for every model and overrides for named ones."""
+    out: list[tuple[str, float]] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.rpartition("=")
+        name = name.strip() if sep else "*"
+        try:
+            ms = float(value)
+        except ValueError:
+            ms = math.nan
+        if not name or math.isnan(ms) or ms < 0 or math.isinf(ms):
+            raise ConfigError(
+                f"{var} must be a number >= 0, or N,NAME=N,... per served model, got {raw!r}",
+                hint="for example: 1000 or 1000,embed=250",
+            )
+        out.append((name, ms))
+    return tuple(out)
+
+
 def _default_home() -> Path:
     return Path.home() / ".cache" / "modeldeck"
 
@@ -94,6 +119,50 @@ class Settings:
     )
     #: SQLite face gallery served under /v1/gallery (empty: the gallery routes answer 404).
     gallery: str = field(default="", metadata={"env": "MODELDECK_GALLERY"})
+    #: Folder whose document index is served under /v1/documents (empty: those routes answer 404).
+    documents: str = field(default="", metadata={"env": "MODELDECK_DOCUMENTS"})
+    #: A ``qa`` model that reads an answer out of the passages /v1/documents/ask finds (empty: passages only).
+    documents_qa: str = field(default="", metadata={"env": "MODELDECK_DOCUMENTS_QA"})
+    #: Longest expected queue wait a request is admitted with (429 beyond it); per model with NAME=MS.
+    max_queue_wait_ms: tuple[tuple[str, float], ...] = field(
+        default=(("*", 1000.0),), metadata={"env": "MODELDECK_MAX_QUEUE_WAIT_MS", "parse": _parse_per_model}
+    )
+    #: Longest text a served model takes per input, checked before queueing (413 beyond it); per
+    #: model with NAME=CHARS. Unset: each task's measured default (serving/limits.py), never above
+    #: MODELDECK_MAX_TEXT_CHARS.
+    max_request_chars: tuple[tuple[str, float], ...] = field(
+        default=(), metadata={"env": "MODELDECK_MAX_REQUEST_CHARS", "parse": _parse_per_model}
+    )
+    #: Largest image (pixels) a served model takes per input, the same way; never above
+    #: MODELDECK_MAX_IMAGE_PIXELS.
+    max_request_pixels: tuple[tuple[str, float], ...] = field(
+        default=(), metadata={"env": "MODELDECK_MAX_REQUEST_PIXELS", "parse": _parse_per_model}
+    )
+    #: A worker process still on a batch this long after the last deadline in it is killed and restarted.
+    worker_grace_s: float = field(default=5.0, metadata={"env": "MODELDECK_WORKER_GRACE_S", "parse": _number(float, 0)})
+    #: A worker process whose resident memory passes this many MiB is killed and restarted (0: no limit).
+    worker_max_rss_mb: int = field(
+        default=3072, metadata={"env": "MODELDECK_WORKER_MAX_RSS_MB", "parse": _number(int, 0)}
+    )
+    #: Serve the models that loaded when others fail (default: the server exits with the error).
+    allow_failed_models: bool = field(
+        default=False, metadata={"env": "MODELDECK_ALLOW_FAILED_MODELS", "parse": _parse_bool}
+    )
+    #: Bearer keys accepted on every route but ``auth_exempt`` (none: no key is required).
+    api_keys: tuple[str, ...] = field(
+        default=(), repr=False, metadata={"env": "MODELDECK_API_KEYS", "parse": _parse_names}
+    )
+    #: A file with more keys, one per line (``#`` starts a comment).
+    api_key_file: str = field(default="", metadata={"env": "MODELDECK_API_KEY_FILE"})
+    #: Keys that may write to the gallery (none: any accepted key may).
+    gallery_keys: tuple[str, ...] = field(
+        default=(), repr=False, metadata={"env": "MODELDECK_GALLERY_KEYS", "parse": _parse_names}
+    )
+    #: Paths answered without a key (the playground's page and files hold no data; its API calls need one).
+    auth_exempt: tuple[str, ...] = field(
+        default=("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/docs/", "/", "/playground/"),
+        metadata={"env": "MODELDECK_AUTH_EXEMPT", "parse": _parse_names},
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -140,3 +209,22 @@ class Settings:
     @property
     def max_wait_s(self) -> float:
         return self.max_wait_ms / 1000.0
+
+    def max_queue_wait_s(self, model: str) -> float:
+        """The admission limit of one served model: its own ``NAME=MS`` entry, else the default."""
+        limits = dict(self.max_queue_wait_ms)
+        return limits.get(model, limits.get("*", 1000.0)) / 1000.0
+
+    def request_chars(self, model: str) -> int | None:
+        """The text limit set for one served model (its ``NAME=`` entry, else ``*``), or None."""
+        return _per_model(self.max_request_chars, model)
+
+    def request_pixels(self, model: str) -> int | None:
+        """The image limit set for one served model (its ``NAME=`` entry, else ``*``), or None."""
+        return _per_model(self.max_request_pixels, model)
+
+
+def _per_model(entries: tuple[tuple[str, float], ...], model: str) -> int | None:
+    limits = dict(entries)
+    value = limits.get(model, limits.get("*"))
+    return None if value is None else int(value)

@@ -8,6 +8,7 @@
     │   ├── EmptyInputError              MD101
     │   ├── InputTypeError               MD102
     │   ├── InputTooLargeError           MD103
+    │   │   └── WorkerBudgetError        MD106  one input ran its worker past a time or memory budget
     │   ├── InputDecodeError             MD104
     │   ├── OptionError                  MD110  unknown option or invalid option value
     │   ├── TensorInputError             MD120  a named-tensor input does not fit the model's signature
@@ -36,7 +37,10 @@
     ├── ServiceError                     MD600
     │   ├── OverloadedError              MD601  queue full; carries retry_after seconds
     │   ├── DeadlineExceededError        MD602
-    │   └── ShuttingDownError            MD603
+    │   ├── ShuttingDownError            MD603
+    │   └── ModelLoadError               MD604  a served model failed to load at start-up
+    ├── AuthError                        MD800  no API key, or a key the server does not accept (401)
+    │   └── ForbiddenError               MD801  the key is valid but not for this route (403)
     └── JobError                         MD700  a dataset job cannot start or go on (output exists, resume mismatch)
         └── TooManyErrorsError           MD701  more rows failed than max_errors allows
 
@@ -52,6 +56,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "AuthError",
     "BatchContractError",
     "ChecksumError",
     "ConfigError",
@@ -61,6 +66,7 @@ __all__ = [
     "DocumentIndexNotFoundError",
     "DownloadError",
     "EmptyInputError",
+    "ForbiddenError",
     "GalleryModelMismatchError",
     "GalleryNotFoundError",
     "InferenceError",
@@ -72,6 +78,7 @@ __all__ = [
     "ManifestError",
     "ModelDeckError",
     "ModelFileError",
+    "ModelLoadError",
     "ModelNotInstalledError",
     "MultipleFacesError",
     "NoFaceError",
@@ -91,6 +98,7 @@ __all__ = [
     "UnknownModelError",
     "UnknownNameError",
     "UnsafeModelFileError",
+    "WorkerBudgetError",
 ]
 
 
@@ -142,6 +150,10 @@ class InputTypeError(InputError):
 
 class InputTooLargeError(InputError):
     code = "MD103"
+
+
+class WorkerBudgetError(InputTooLargeError):
+    code = "MD106"
 
 
 class InputDecodeError(InputError):
@@ -277,6 +289,18 @@ class DeadlineExceededError(ServiceError):
 
 class ShuttingDownError(ServiceError):
     code = "MD603"
+
+
+class ModelLoadError(ServiceError):
+    code = "MD604"
+
+
+class AuthError(ModelDeckError):
+    code = "MD800"
+
+
+class ForbiddenError(AuthError):
+    code = "MD801"
 
 
 class JobError(ModelDeckError):

@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS",
     "MIN_IMAGE_SIDE",
     "Image",
+    "check_image",
     "decode_base64",
     "is_image_path",
     "load_image",
@@ -243,6 +244,43 @@ def _freeze(array: np.ndarray, fmt: str | None, *, owned: bool = False) -> Image
         pixels = pixels.copy()
     pixels.flags.writeable = False
     return Image(pixels=pixels, format=fmt)
+
+
+def check_image(raw: object, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+    """Check one encoded image input without decoding its pixels: its type, base64, format and size.
+
+    The server calls this before queueing, so a bad or oversized image is refused at once; the
+    header gives the size, so the cost is a few kilobytes read whatever the image declares.
+    """
+    if isinstance(raw, str):
+        if not raw.strip():
+            raise EmptyInputError("the image string is empty", hint="send the image base64-encoded")
+        raw = decode_base64(raw)
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise InputTypeError(
+            f"an image must be bytes or a base64 string, got {type(raw).__name__}",
+            hint="send the file base64-encoded, or as a multipart upload",
+        )
+    data = bytes(raw)
+    if not data:
+        raise EmptyInputError("the image is empty (0 bytes)", hint=_HINT)
+    pil = _pil()
+    from PIL import UnidentifiedImageError
+
+    try:
+        with pil.open(io.BytesIO(data), formats=_FORMATS) as img:
+            _check_size(img.width, img.height, max_pixels)
+    except UnidentifiedImageError:
+        raise InputDecodeError(
+            f"the bytes are not an image in a supported format (they start with {data[:12]!r})", hint=_HINT
+        ) from None
+    except (pil.DecompressionBombError, pil.DecompressionBombWarning) as exc:
+        raise InputTooLargeError(
+            f"the image declares more pixels than is safe to decode ({exc}); the limit is {max_pixels:,} pixels",
+            hint="downscale the image",
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InputDecodeError(f"the image could not be read ({exc})", hint="the file may be truncated") from None
 
 
 def load_image(raw: object, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image:

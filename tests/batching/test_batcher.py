@@ -288,6 +288,27 @@ async def test_retry_after_follows_the_cost_model() -> None:
         await asyncio.gather(first, *queued)
 
 
+async def test_expected_wait_counts_the_running_batch_and_the_batches_ahead() -> None:
+    gate = Gate()
+    model = warm_model(alpha=0.5, beta=0.01)
+    batcher, clock, _ = make(gate, max_batch_size=4, max_queue=64, cost_model=model)
+    cold, _, _ = make(double)
+    assert cold.expected_wait(1) is None  # nothing measured yet: no estimate, nothing refused
+    async with batcher:
+        assert batcher.expected_wait(1) == 0.0  # idle: a new item starts at once
+        first = asyncio.create_task(batcher.submit(0))
+        await gate.wait_entered()
+        clock.advance(0.2)  # the running batch of 1 (0.51 s estimated) has run 0.2 s
+        assert batcher.expected_wait(1) == pytest.approx(0.31)
+        queued = [asyncio.create_task(batcher.submit(x)) for x in range(1, 10)]
+        await until(lambda: batcher.depth == 9)
+        # 9 queued + 3 new = 12 items: the last starts after the running batch and two full batches.
+        assert batcher.expected_wait(3) == pytest.approx(0.31 + 2 * 0.54)
+        assert batcher.expected_wait(4) == pytest.approx(0.31 + 3 * 0.54)
+        gate.release()
+        await asyncio.gather(first, *queued)
+
+
 async def test_fn_runs_off_the_event_loop_thread() -> None:
     gate = Gate()
     gate.release()

@@ -3,7 +3,8 @@
 One server for the module serves the default deck (spaCy ner and parse, MiniLM embed, dlib
 face-detect and face-verify, a face gallery) and tiny models built here (a random GPT-2 for
 chat and generate, planted YOLO graphs for detect and segment, tiny BERT qa and classify, a tiny
-Marian translate) plus the echo task for the generic JSON panel. Each test works the page as a
+Marian translate) plus the echo task for the generic JSON panel, and a small document index
+(``MODELDECK_DOCUMENTS``, embedded with MiniLM, read by the tiny BERT qa). Each test works the page as a
 person would and compares the rendered DOM with what the public API answers for the same input.
 Screenshots go to build/test-artifacts/playground/ (or $MODELDECK_TEST_ARTIFACTS) and are checked
 to be non-blank; the first-load figures are written there as playground-load.json.
@@ -28,7 +29,7 @@ from playwright import sync_api
 
 from modeldeck.config import Settings
 from modeldeck.serving import create_app
-from modeldeck.serving.specs import ModelSpec, load_spec
+from modeldeck.serving.specs import ModelSpec, load_spec, parse_specs
 from modeldeck.tasks.base import Options, Task
 from modeldeck.types import ModelInfo
 
@@ -175,6 +176,31 @@ def _builders(root: Path, settings: Settings) -> dict[str, Callable[[], Any]]:
     }
 
 
+HANDBOOK = {
+    "vacation.md": "# Vacation policy\n\nFull-time employees receive 25 paid vacation days per calendar year. "
+    "Up to five unused days may be carried over into the next year.\n",
+    "expenses.txt": "Submit an expense report within 30 days, with a receipt for every purchase over 25 dollars.\n",
+    "it/laptops.md": "# Laptops\n\nTo report a broken laptop 😀, open a ticket with the IT help desk.\n",
+}
+
+
+def _documents(root: Path, settings: Settings) -> tuple[Path, Path, Any]:
+    """A small handbook indexed with the real MiniLM, and a tiny BERT reader for its answers."""
+    import modeldeck
+    from modeldeck.documents import DocumentIndex
+
+    from ..tasks.language_models import save_tiny_bert_qa
+
+    folder = root / "handbook"
+    for name, text in HANDBOOK.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    embedder = modeldeck.load("embed", settings=settings)
+    DocumentIndex.build(folder, model=embedder).close()
+    (root / "doc-qa").mkdir()
+    return folder, save_tiny_bert_qa(root / "doc-qa", max_positions=128), embedder
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     import torch
@@ -185,16 +211,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     names = ("ner", "parse", "embed", "face-detect", "face-verify", "chat", "gen", "detect", "segment", "qa",
              "classify", "translate", "echo", "colours", "tensor")  # fmt: skip
     settings = Settings.from_env({}, home=root / "home", models=names, gallery=str(root / "gallery.db"))
+    folder, reader, embedder = _documents(root, settings)
+    settings = Settings.from_env({}, home=root / "home", models=names, gallery=str(root / "gallery.db"),
+                                 documents=str(folder), documents_qa=str(reader))  # fmt: skip
     builders = _builders(root, settings)
+    served = {spec.alias: spec for spec in parse_specs(names)}
 
-    # Served names use their builders; anything else the server loads by name (the gallery's
-    # face-embed model) goes the ordinary way.
+    # Served models use their builders; the document index gets the MiniLM it was built with, and
+    # anything else the server loads by name (the gallery's face-embed, the index's reader) goes
+    # the ordinary way.
     def loader(spec: ModelSpec) -> Any:
-        build = builders.get(spec.alias)
-        return build() if build is not None else load_spec(spec, settings)
+        if served.get(spec.alias) == spec:
+            return builders[spec.alias]()
+        if spec.task == "embed":
+            return embedder
+        return load_spec(spec, settings)
 
     live = LiveServer(create_app(settings, loader=loader)).start()
     live.wait_ready(timeout=240)
+    # The index (and its models) opens on the first request: open it now, not inside a timed test.
+    assert httpx.get(f"{live.url}/v1/documents", timeout=120).status_code == 200
     yield live
     live.stop()
     torch.set_num_threads(threads)
@@ -326,10 +362,11 @@ def test_first_load_is_small_fast_and_revalidates(browser: Any, server: LiveServ
 
 def test_sidebar_lists_every_served_model_with_its_card(page: Page, server: LiveServer) -> None:
     p = page.open("ner")
+    p.wait_for_selector('#model-list button[data-model="documents"]')  # shown once GET /v1/documents answers
     served = httpx.get(f"{server.url}/v1/models").json()["models"]
     buttons = p.locator("#model-list button")
     names = [buttons.nth(i).get_attribute("data-model") for i in range(buttons.count())]
-    assert names == [m["name"] for m in served] + ["gallery"]
+    assert names == [m["name"] for m in served] + ["gallery", "documents"]
     ner = p.locator('#model-list button[data-model="ner"]')
     assert ner.get_attribute("aria-current") == "true"
     text = ner.inner_text()
@@ -338,12 +375,14 @@ def test_sidebar_lists_every_served_model_with_its_card(page: Page, server: Live
     assert p.locator('a[href="/docs"]').count() == 1
 
 
-@pytest.mark.parametrize("model", ["ner", "parse", "embed", "chat", "detect", "face-verify", "gallery", "tensor"])
+@pytest.mark.parametrize(
+    "model", ["ner", "parse", "embed", "chat", "detect", "face-verify", "gallery", "documents", "tensor"]
+)
 def test_no_serious_accessibility_violations(page: Page, model: str) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
     p = page.open(model)
-    if model in ("ner", "parse", "embed"):
+    if model in ("ner", "parse", "embed", "documents"):
         page.run()  # with its result drawn
     elif model == "detect":
         p.click('main button[data-sample="coffee.jpg"]')
@@ -539,6 +578,49 @@ def test_tensor_panel_is_prefilled_from_the_signature(page: Page, server: LiveSe
     shown = json.loads(p.locator("pre.raw-json").text_content())
     assert shown == httpx.post(f"{server.url}/v1/models/tensor/predict", json=json.loads(editor.input_value())).json()
     assert json.loads(shown["outputs"][0]["text"]) == {"x": 21.0, "scale": 2.0}
+
+
+def test_documents_panel_shows_the_api_passages_and_highlights_the_answer(page: Page, server: LiveServer) -> None:
+    question = "How do I report a broken laptop?"
+    p = page.open("documents")
+    p.wait_for_function("() => document.querySelector('main .index-summary').textContent.includes('3 files')")
+    p.fill("main input[type=text]", question)
+    p.fill("main input[type=number]", "3")
+    page.run()
+    response = httpx.post(f"{server.url}/v1/documents/ask", json={"question": question, "top_k": 3}, timeout=60)
+    api = response.json()
+    assert [x["source"] for x in api["passages"]] == ["it/laptops.md", "expenses.txt", "vacation.md"]  # real MiniLM
+    rows = p.locator("ol.passages li").all()
+    shown = [(r.get_attribute("data-source"), int(r.get_attribute("data-start")), int(r.get_attribute("data-end")),
+              r.locator(".passage-text").text_content()) for r in rows]  # fmt: skip
+    assert shown == [(x["source"], x["start"], x["end"], x["text"]) for x in api["passages"]]
+    scores = [float(r.get_attribute("data-score")) for r in rows]
+    assert scores == pytest.approx([x["score"] for x in api["passages"]], abs=1e-6)
+    assert p.locator("ol.passages li .source").first.inner_text().startswith("it/laptops.md, chars 0-")
+    # The reader's answer, marked inside its passage at the API's offsets (code points, which the
+    # laptop file's emoji sets apart from the browser's UTF-16 units).
+    answer = api["answer"]
+    assert answer is not None and answer["text"].strip()
+    mark = p.locator("ol.passages mark.answer")
+    assert mark.count() == 1
+    assert (int(mark.get_attribute("data-start")), int(mark.get_attribute("data-end"))) == (
+        answer["start"],
+        answer["end"],
+    )
+    assert mark.text_content() == answer["text"]
+    holder = mark.locator("xpath=ancestor::li")
+    assert (holder.get_attribute("data-source"), int(holder.get_attribute("data-start"))) == (
+        answer["source"], answer["passage"]["start"])  # fmt: skip
+    assert p.locator("main .doc-answer strong").text_content() == answer["text"]
+    raw = json.loads(p.locator("pre.raw-json").text_content())
+    assert [x["source"] for x in raw["passages"]] == [x["source"] for x in api["passages"]]
+    assert raw["answer"]["text"] == answer["text"]
+    assert (
+        "/v1/documents/ask" in p.locator("pre.curl").inner_text()
+        and "httpx.post" in p.locator("pre.python").inner_text()
+    )
+    assert float(p.locator(".latency").get_attribute("data-ms")) > 0
+    page.shot("documents")
 
 
 # --- chat and generate: streamed tokens ----------------------------------------------------------------

@@ -75,3 +75,17 @@ def test_bench_argument_and_connection_errors():
         asyncio.run(run_bench("http://127.0.0.1:9", "echo", concurrency=0))
     with pytest.raises(ServiceError, match="cannot reach the server"):
         asyncio.run(run_bench("http://127.0.0.1:9", "echo", concurrency=1, requests=1))
+
+
+def test_the_batch_size_table_prints_sizes_as_integers(capsys):
+    from modeldeck.cli._bench import BenchReport, _print_report
+
+    report = BenchReport(
+        model="echo", concurrency=1, seconds=1.0, requests=3, ok=3, items=3, errors={}, latency_ms={},
+        requests_per_s=3.0, items_per_s=3.0,
+        batch_sizes={"1.0": 2.0, "2.0": 3.0, "+Inf": 3.0}, mean_batch_size=1.0,
+    )  # fmt: skip
+    _print_report(report)
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["1", "2"] in rows and ["2", "1"] in rows and ["+Inf", "0"] in rows
+    assert not any("1.0" in row for row in rows)

@@ -154,12 +154,16 @@ def test_errors_come_in_openai_shape(server, client):
         ({"model": "gen", "messages": [{"role": "user", "content": "Hi"}]}, "serves the 'generate' task"),
         ({"model": "chat", "messages": [{"role": "robot", "content": "Hi"}]}, "messages[0]['role']"),
         ({"model": "chat", "messages": [{"role": "user", "content": "Hi"}], "n": 2}, "n=2"),
-        ({"model": "chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 0}, "max_new_tokens"),
+        (
+            {"model": "chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 0},
+            "max_tokens must be at least 1",
+        ),
     ]
     for body, fragment in cases:
         with pytest.raises(openai.BadRequestError) as bad:
             client.chat.completions.create(**body)
         assert fragment in bad.value.body["message"] and bad.value.body["type"] == "invalid_request_error"
+        assert "max_new_tokens" not in bad.value.body["message"]  # OpenAI's names only, never the task's
     with pytest.raises(openai.BadRequestError) as long:
         client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "word " * 400}])
     assert long.value.body["code"] == "context_length_exceeded"

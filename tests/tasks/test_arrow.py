@@ -39,7 +39,7 @@ def test_embedding_stays_float32_exactly():
 
 
 ALL_TASKS = ["ner", "parse", "embed", "classify", "qa", "generate", "chat", "translate", "detect", "segment",
-             "face-detect", "face-embed", "face-verify", "tensor"]  # fmt: skip
+             "face-detect", "face-embed", "face-verify", "tensor", "classify-image"]  # fmt: skip
 
 
 def test_the_list_below_names_every_registered_task():

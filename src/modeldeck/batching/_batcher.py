@@ -123,6 +123,7 @@ class MicroBatcher(Generic[T, R]):
         self._state = _State.NEW
         self._queue: deque[_Pending[T, R]] = deque()
         self._inflight: list[_Pending[T, R]] = []
+        self._inflight_since = 0.0
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._last_arrival = -math.inf
@@ -231,6 +232,23 @@ class MicroBatcher(Generic[T, R]):
             arrival_interval=self._model.arrival_interval,
         )
 
+    def expected_wait(self, count: int = 1) -> float | None:
+        """Seconds until the last of ``count`` new items would start, from the measured batch times.
+
+        The running batch's remaining time (its estimated time less what it has run) plus one full
+        batch for every ``max_batch_size`` items ahead. None until a batch has been measured.
+        """
+        alpha, beta = self._model.alpha, self._model.beta
+        if alpha is None or beta is None:
+            return None
+        size = self._max_batch_size
+        wait = 0.0
+        if self._inflight:
+            elapsed = self._clock.now() - self._inflight_since
+            wait = max(0.0, alpha + beta * len(self._inflight) - elapsed)
+        ahead = len(self._queue) + max(count, 1) - 1
+        return wait + (ahead // size) * (alpha + beta * size)
+
     def retry_after(self) -> float:
         """Estimated seconds until the queue has room again, never below 0.1."""
         alpha, beta = self._model.alpha, self._model.beta
@@ -316,6 +334,7 @@ class MicroBatcher(Generic[T, R]):
     async def _execute(self, batch: list[_Pending[T, R]], reason: str) -> None:
         self._inflight = batch
         start = self._clock.now()
+        self._inflight_since = start
         for pending in batch:
             self._notify("queue_wait", start - pending.enqueued_at)
         failed = await self._run(batch)

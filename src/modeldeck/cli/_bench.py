@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -90,6 +91,7 @@ async def run_bench(
     texts: Sequence[str] = _DEFAULT_TEXTS,
     items_per_request: int = 1,
     timeout: float = 60.0,
+    api_key: str | None = None,
 ) -> BenchReport:
     import httpx
 
@@ -105,12 +107,13 @@ async def run_bench(
         json.dumps({"inputs": [texts[(i + j) % len(texts)] for j in range(items_per_request)]}).encode()
         for i in range(len(texts))
     ]
-    requests_raw = itertools.cycle([build_post(endpoint, body)[2] for body in bodies])
+    requests_raw = itertools.cycle([build_post(endpoint, body, api_key=api_key)[2] for body in bodies])
     host, port, _ = build_post(endpoint, b"")
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     sent = 0
-    async with httpx.AsyncClient(timeout=timeout) as client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
         try:
             before = _batch_histogram((await client.get(f"{base}/metrics")).text, model)
         except httpx.HTTPError as exc:
@@ -181,9 +184,18 @@ def _print_report(report: BenchReport) -> None:
         hist = Table("batch size <=", "batches", title="server batch sizes during the run", box=None)
         previous = 0.0
         for le, cumulative in report.batch_sizes.items():
-            hist.add_row(le, f"{cumulative - previous:,.0f}")
+            hist.add_row(_bucket_label(le), f"{cumulative - previous:,.0f}")
             previous = cumulative
         console.print(hist)
+
+
+def _bucket_label(le: str) -> str:
+    """A histogram bound as a size: Prometheus writes the bucket "1" as "1.0" and the last as "+Inf"."""
+    try:
+        value = float(le)
+    except ValueError:
+        return le
+    return str(int(value)) if value.is_integer() else le
 
 
 def _image_inputs(paths: Sequence[str]) -> list[str]:
@@ -220,6 +232,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
             requests=args.requests,
             texts=texts or _DEFAULT_TEXTS,
             items_per_request=args.items_per_request,
+            api_key=args.api_key or os.environ.get("MODELDECK_API_KEY") or None,
         )
     )
     if args.json:

@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 __all__ = ["Connection", "build_post"]
 
 
-def build_post(url: str, body: bytes, content_type: str = "application/json") -> tuple[str, int, bytes]:
-    """(host, port, raw request bytes) for a POST of ``body`` to ``url``."""
+def build_post(
+    url: str, body: bytes, content_type: str = "application/json", *, api_key: str | None = None
+) -> tuple[str, int, bytes]:
+    """(host, port, raw request bytes) for a POST of ``body`` to ``url``, with a bearer key if given."""
     parts = urlsplit(url)
     if parts.scheme != "http":
         raise ValueError(f"only http:// URLs are supported by the load generator, got {url!r}")
@@ -24,7 +26,9 @@ def build_post(url: str, body: bytes, content_type: str = "application/json") ->
         target += f"?{parts.query}"
     head = (
         f"POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n"
+        + (f"Authorization: Bearer {api_key}\r\n" if api_key else "")
+        + "\r\n"
     )
     return host, port, head.encode("latin-1") + body
 

@@ -19,6 +19,10 @@ def run_serve(args: argparse.Namespace) -> int:
         port=args.port,
         max_batch_size=1 if args.no_batching else args.max_batch_size,
         max_wait_ms=0.0 if args.no_batching else args.max_wait_ms,
+        allow_failed_models=True if args.allow_failed_models else None,
+        api_keys=",".join(args.api_keys) if args.api_keys else None,
+        api_key_file=args.api_key_file,
+        max_queue_wait_ms=args.max_queue_wait_ms,
     )
     serve(settings, log_level=args.log_level)
     return 0

@@ -85,6 +85,22 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-wait-ms", type=float, help="longest wait to fill a batch (default 10)")
     serve.add_argument("--no-batching", action="store_true", help="one request per model call (for comparison)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--allow-failed-models",
+        action="store_true",
+        help="serve the models that load when others fail (default: exit with the error)",
+    )
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help="require this bearer key on every route but health and metrics (repeatable; see MODELDECK_API_KEYS)",
+    )
+    serve.add_argument("--api-key-file", help="read more keys from this file, one per line")
+    serve.add_argument(
+        "--max-queue-wait-ms", help="refuse (429) requests expected to wait longer: MS, or MS,NAME=MS per model"
+    )
 
     models = commands.add_parser("models", help="list, show, pull, import, remove and verify models")
     verbs = models.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -118,6 +134,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--image", action="append", dest="images", metavar="FILE", help="image file sent base64-encoded (repeatable)"
     )
     bench.add_argument("--items-per-request", type=int, default=1)
+    bench.add_argument("--api-key", help="bearer key for a server that needs one (default: $MODELDECK_API_KEY)")
     bench.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 

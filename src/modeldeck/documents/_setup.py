@@ -63,10 +63,8 @@ def scan(root: Path, index_dir: Path) -> dict[str, Path]:
 def load_embedder(
     model: str | Task[Any, Any, Any, Any], *, device: str, settings: Settings | None, loader: Loader
 ) -> Task[Any, Any, Any, Any]:
-    from ..tasks.base import Task
-
     if not isinstance(model, str):
-        if not isinstance(model, Task) or model.name != "embed":
+        if getattr(model, "name", None) != "embed":  # a loaded task, or any object that embeds like one
             raise OptionError(f"model must be an embed task or a model name, got {model!r}")
         return model
     if model == "embed":

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
@@ -21,21 +21,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .._version import __version__
 from ..config import Settings
 from ..errors import (
-    DeadlineExceededError,
-    InferenceError,
     InputDecodeError,
     InputError,
     ModelDeckError,
     NotFoundError,
     OptionError,
-    OverloadedError,
     ServiceError,
 )
+from .auth import ApiKeys, AuthMiddleware, document_keys
 from .deck import Deck, Deployment
-from .errors import error_body, error_headers, status_for
+from .docs import add_docs
+from .documents_routes import add_documents_routes
+from .errors import error_body, error_headers, error_responses, status_for
 from .gallery_routes import add_gallery_routes
 from .limits import BodyLimitMiddleware
-from .metrics import CONTENT_TYPE, ServerMetrics
+from .metrics import CONTENT_TYPE, RequestMetricsMiddleware, ServerMetrics
 from .models import LocalModel, ProcessModel, ServedModel
 from .openai_routes import add_openai_routes
 from .playground import add_playground
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         deck: Deck = app.state.deck
-        loading = asyncio.create_task(_load_deck(deck, loader, settings, app.state.metrics))
+        loading = asyncio.create_task(_load_deck(app, loader, settings))
         try:
             yield
         finally:
@@ -98,15 +98,25 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
         version=__version__,
         lifespan=lifespan,
         description="Pre-trained models behind one typed task API, with adaptive micro-batching.",
+        docs_url=None,  # served by add_docs from the package's own assets
+        redoc_url=None,  # ReDoc has no offline bundle here; /docs covers it
     )
     app.state.settings = settings
-    app.state.deck = Deck(specs)
+    app.state.deck = Deck(specs, allow_failed=settings.allow_failed_models)
+    #: Called when a model fails to load and failures are not allowed; ``serve`` sets it to stop uvicorn.
+    app.state.stop_server = None
     app.state.metrics = ServerMetrics()
+    app.state.auth = ApiKeys.from_settings(settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(AuthMiddleware, keys=app.state.auth)  # added last: runs first
     _add_error_handlers(app)
     _add_routes(app)
+    add_docs(app)
+    document_keys(app, app.state.auth)
     add_openai_routes(app)
     add_gallery_routes(app, task_loader(settings, loader))
+    add_documents_routes(app, task_loader(settings, loader))
     add_playground(app)
     return app
 
@@ -122,17 +132,23 @@ def _build_model(spec: ModelSpec, settings: Settings, loader: SpecLoader | None)
     return LocalModel(load_spec(spec, settings))
 
 
-async def _load_deck(deck: Deck, loader: SpecLoader | None, settings: Settings, metrics: ServerMetrics) -> None:
+async def _load_deck(app: FastAPI, loader: SpecLoader | None, settings: Settings) -> None:
+    deck: Deck = app.state.deck
     for spec in deck.specs:
         started = time.perf_counter()
         try:
             model = await run_in_threadpool(_build_model, spec, settings, loader)
-            deployment = Deployment(spec.alias, model, settings, metrics)
+            deployment = Deployment(spec.alias, model, settings, app.state.metrics)
             await deployment.start()
-        except Exception as exc:  # a model that fails to load must not stop the others
+        except Exception as exc:
             deck.failed[spec.alias] = str(exc)
             log.error("model %s failed to load: %s", spec.alias, exc)
-            continue
+            if settings.allow_failed_models:
+                continue  # serve the others; /readyz and /v1/models report this one as failed
+            log.error("stopping: a served model failed to load (MODELDECK_ALLOW_FAILED_MODELS=1 serves the others)")
+            if app.state.stop_server is not None:
+                app.state.stop_server()
+            return
         deck.deployments[spec.alias] = deployment
         log.info("model %s ready (%s) in %.1fs", spec.alias, model.info.name, time.perf_counter() - started)
 
@@ -153,7 +169,12 @@ def _add_error_handlers(app: FastAPI) -> None:
             error = NotFoundError(f"no route {request.url.path!r}", hint="see /docs for the routes")
         else:
             error = InputError(str(exc.detail))
-        return FastJSONResponse(error_body(error), status_code=exc.status_code, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; a path served by several
+            # routes (GET and DELETE of one resource) allows the methods of all of them.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return FastJSONResponse(error_body(error), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -173,16 +194,33 @@ def _add_error_handlers(app: FastAPI) -> None:
         return FastJSONResponse(error_body(error), status_code=400 if "JSON" in error.message else 422)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        methods = getattr(route, "methods", None)
+        if methods and route.matches(request.scope)[0] is not Match.NONE:
+            allowed |= methods
+    return sorted(allowed)
+
+
 def _add_routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        responses={200: {"description": "every model is loaded (or, with failures allowed, settled)"},
+                   503: {"description": "loading, a model failed to load, or shutting down"}},
+    )  # fmt: skip
     async def readyz(request: Request) -> Response:
         deck: Deck = request.app.state.deck
+        status = deck.status
         body = {
-            "status": "ready" if deck.ready else ("shutting_down" if deck.shutting_down else "loading"),
+            "status": status,
             "models": {
                 spec.alias: "ready"
                 if spec.alias in deck.deployments
@@ -190,9 +228,14 @@ def _add_routes(app: FastAPI) -> None:
                 for spec in deck.specs
             },
         }
-        return FastJSONResponse(body, status_code=200 if deck.ready else 503)
+        return FastJSONResponse(body, status_code=200 if status in ("ready", "degraded") else 503)
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+    )
     async def metrics(request: Request) -> Response:
         server_metrics: ServerMetrics = request.app.state.metrics
         for name, deployment in request.app.state.deck.deployments.items():
@@ -200,7 +243,7 @@ def _add_routes(app: FastAPI) -> None:
             server_metrics.observe_worker(name, getattr(deployment.model, "pid", None))
         return Response(server_metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/v1/models", tags=["models"])
+    @app.get("/v1/models", tags=["models"], responses=error_responses(401))
     async def list_models(request: Request) -> dict[str, Any]:
         deck: Deck = request.app.state.deck
         models = []
@@ -217,7 +260,7 @@ def _add_routes(app: FastAPI) -> None:
         ]  # fmt: skip
         return {"models": models, "object": "list", "data": data}
 
-    @app.get("/v1/models/{name}", tags=["models"])
+    @app.get("/v1/models/{name}", tags=["models"], responses=error_responses(401, 404, 422, 503))
     async def show_model(name: str, request: Request) -> Response:
         return FastJSONResponse(request.app.state.deck.get(name).detail())
 
@@ -227,7 +270,10 @@ def _add_routes(app: FastAPI) -> None:
         response_model=PredictResponse,
         description=_PREDICT_DESCRIPTION,
         openapi_extra=_PREDICT_OPENAPI,
-        responses={200: {"content": {"image/png": {}}, "description": "JSON outputs, or with render=png the image"}},
+        responses={
+            200: {"content": {"image/png": {}}, "description": "JSON outputs, or with render=png the image"},
+            **error_responses(400, 401, 404, 413, 422, 429, 500, 503, 504),
+        },
     )
     async def predict(
         name: str,
@@ -236,25 +282,16 @@ def _add_routes(app: FastAPI) -> None:
     ) -> Response:
         state = request.app.state
         deployment: Deployment = state.deck.get(name)
-        started = time.perf_counter()
-        status = 500
-        try:
-            body, form_render = await _read_predict_body(request, _input_kind(deployment))
-            render = render or form_render
-            if render is not None:
-                _check_render(render, deployment, body)
-            response = await _predict(deployment, body, state.settings)
-            if render is not None:
-                one = body.inputs[0] if isinstance(body.inputs, list) else body.inputs
-                response = await _render(response, one, state.settings)
-            status = 200
-            return response
-        except ModelDeckError as exc:
-            status = status_for(exc)
-            raise
-        finally:
-            state.metrics.requests.labels(name, str(status)).inc()
-            state.metrics.request_seconds.labels(name).observe(time.perf_counter() - started)
+        request.state.metrics_model = deployment.name  # RequestMetricsMiddleware labels the response with it
+        body, form_render = await _read_predict_body(request, deployment.input_kind)
+        render = render or form_render
+        if render is not None:
+            _check_render(render, deployment, body)
+        response = await _predict(deployment, body, state.settings)
+        if render is not None:
+            one = body.inputs[0] if isinstance(body.inputs, list) else body.inputs
+            response = await _render(response, one, state.settings)
+        return response
 
 
 async def _predict(deployment: Deployment, body: PredictRequest, settings: Settings) -> Response:
@@ -264,45 +301,19 @@ async def _predict(deployment: Deployment, body: PredictRequest, settings: Setti
     if not inputs:
         raise InputError("inputs is an empty list", hint="send at least one input")
     model.check_options(body.options)
-    metrics = deployment.metrics
-    metrics.items.labels(deployment.name).inc(len(inputs))
-
-    batcher = deployment.batcher
-    if batcher.depth + len(inputs) > settings.max_queue:
-        raise OverloadedError(
-            f"model {deployment.name!r} has {batcher.depth} requests queued (limit {settings.max_queue})",
-            retry_after=batcher.retry_after(),
-        )
     timeout = body.timeout_ms / 1000.0 if body.timeout_ms else settings.request_timeout_s
-    deadline = time.monotonic() + timeout
-    pending = [deployment.submit(raw, body.options, deadline) for raw in inputs]
-    try:
-        answers = await asyncio.wait_for(
-            asyncio.gather(*pending, return_exceptions=True), timeout=max(0.0, deadline - time.monotonic())
-        )
-    except TimeoutError:
-        raise DeadlineExceededError(
-            f"model {deployment.name!r} did not answer within {timeout:.3f}s",
-            hint="raise timeout_ms, send fewer inputs per request, or add capacity",
-        ) from None
-
+    answers = await deployment.answer(inputs, body.options, timeout)
     parts: list[bytes] = []
     for answer in answers:
         if isinstance(answer, bytes):
             parts.append(answer)
             continue
-        error = answer if isinstance(answer, ModelDeckError) else _inference_error(answer)
-        if single or isinstance(error, (ServiceError, OptionError)):
-            raise error  # a lone input, overload, deadline, shutdown or bad options: the request's status
-        metrics.item_errors.labels(deployment.name, error.code).inc()
-        parts.append(to_json(error_body(error)))
+        if single or isinstance(answer, (ServiceError, OptionError)):
+            raise answer  # a lone input, overload, deadline, shutdown or bad options: the request's status
+        deployment.metrics.item_errors.labels(deployment.name, answer.code).inc()
+        parts.append(to_json(error_body(answer)))
     head = b'{"model":%s,"version":%s,"outputs":[' % (to_json(deployment.name), to_json(model.info.version))
     return Response(head + b",".join(parts) + b"]}", media_type="application/json")
-
-
-def _inference_error(exc: BaseException) -> InferenceError:
-    log.error("model failed on one input: %r", exc)
-    return InferenceError(f"the model failed on this input ({type(exc).__name__}: {exc})")
 
 
 # --- predict request bodies: JSON, multipart uploads, raw image bytes ---------------------------------
@@ -343,13 +354,6 @@ _PREDICT_OPENAPI: dict[str, Any] = {
 def _validation_error(exc: ValidationError) -> RequestValidationError:
     # The same shape FastAPI gives a bad JSON body, without holding on to the body itself.
     return RequestValidationError([{k: v for k, v in err.items() if k != "input"} for err in exc.errors()])
-
-
-def _input_kind(deployment: Deployment) -> str:
-    from ..tasks import TASKS
-
-    task = deployment.model.task
-    return str(TASKS.get(task).input_kind) if task in TASKS else "text"
 
 
 async def _read_predict_body(request: Request, input_kind: str = "image") -> tuple[PredictRequest, str | None]:
@@ -415,10 +419,8 @@ async def _read_form(request: Request, input_kind: str) -> tuple[PredictRequest,
 
 
 def _check_render(render: str, deployment: Deployment, body: PredictRequest) -> None:
-    from ..tasks import TASKS
-
     task = deployment.model.task
-    if task not in TASKS or TASKS.get(task).input_kind != "image":
+    if deployment.input_kind != "image":
         raise OptionError(
             f"render={render} draws image results, but model {deployment.name!r} serves the {task} task",
             hint="leave out render",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,12 +15,27 @@ from starlette.concurrency import run_in_threadpool
 
 from ..batching import MicroBatcher
 from ..config import Settings
-from ..errors import ModelDeckError, ServiceError, ShuttingDownError, UnknownModelError, UnknownNameError
+from ..errors import (
+    DeadlineExceededError,
+    InferenceError,
+    InputError,
+    ModelDeckError,
+    ModelLoadError,
+    OverloadedError,
+    ServiceError,
+    ShuttingDownError,
+    UnknownModelError,
+    UnknownNameError,
+)
+from ..tasks import TASKS
+from .limits import InputLimits, check_count
 from .metrics import ServerMetrics
 from .models import ServedModel, StreamSink
 from .specs import ModelSpec
 
 __all__ = ["Deck", "Deployment", "StreamEnd"]
+
+log = logging.getLogger("modeldeck.serving")
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,9 @@ class Deployment:
             max_queue=settings.max_queue,
             observer=metrics.for_model(name),
         )
+        self.input_kind: str = TASKS.get(model.task).input_kind if model.task in TASKS else "text"
+        self.limits = InputLimits(name, model.task, self.input_kind, settings)
+        self.max_queue_wait_s = settings.max_queue_wait_s(name)
 
     async def start(self) -> None:
         await self.batcher.start()
@@ -60,8 +79,75 @@ class Deployment:
         await run_in_threadpool(self.model.close)
 
     async def submit(self, raw: Any, options: Mapping[str, Any], deadline: float) -> bytes | ModelDeckError:
-        """One input through the batcher; ``deadline`` is in ``time.monotonic`` seconds."""
-        return await self.batcher.submit((raw, options), deadline=deadline)
+        """One input through the batcher; ``deadline`` is in ``time.monotonic`` seconds and travels
+        with the item to the model, which never starts it late and stops its chunks once it passes."""
+        return await self.batcher.submit((raw, options, None, deadline), deadline=deadline)
+
+    def admit(self, count: int, deadline: float) -> None:
+        """Refuse at once what the backlog cannot serve: a full queue, or an expected wait over this
+        model's limit or past the request's deadline (429 with ``Retry-After``)."""
+        batcher, limit = self.batcher, self.settings.max_queue
+        if batcher.depth + count > limit:
+            raise OverloadedError(
+                f"model {self.name!r} has {batcher.depth} inputs queued; {count} more would pass the limit of {limit}",
+                retry_after=batcher.retry_after(),
+            )
+        wait = batcher.expected_wait(count)
+        if wait is None:
+            return  # nothing measured yet
+        left = deadline - time.monotonic()
+        # Inputs that fit in the next batch wait only for the running one: refusing them would not
+        # shorten anyone's wait, so the limit applies to full batches queued ahead.
+        backlog = batcher.depth + count > self.settings.max_batch_size
+        if backlog and wait > self.max_queue_wait_s:
+            raise OverloadedError(
+                f"model {self.name!r} is busy: this request would wait about {wait:.2f}s in its queue, over the "
+                f"limit of {self.max_queue_wait_s:.2f}s (MODELDECK_MAX_QUEUE_WAIT_MS)",
+                retry_after=max(0.1, wait - self.max_queue_wait_s),
+            )
+        if wait > left:
+            raise OverloadedError(
+                f"model {self.name!r} is busy: this request would wait about {wait:.2f}s in its queue, "
+                f"past its deadline ({left:.2f}s left)",
+                retry_after=max(0.1, wait - left),
+            )
+
+    async def answer(
+        self, inputs: Sequence[Any], options: Mapping[str, Any], timeout: float
+    ) -> list[bytes | ModelDeckError]:
+        """The one submit path of every route: one answer per input, in order.
+
+        Each input is checked first (an invalid one gets its own error and is never queued, so a
+        short deadline never hides a 4xx), then the request is admitted or refused as a whole,
+        then the valid inputs are batched with the deadline ``timeout`` seconds from now.
+        """
+        deadline = time.monotonic() + timeout
+        check_count(self.name, len(inputs), self.settings)
+        outputs: list[bytes | ModelDeckError | None] = [None] * len(inputs)
+        live: list[int] = []
+        for index, raw in enumerate(inputs):
+            try:
+                self.limits.check(raw)
+            except InputError as exc:
+                outputs[index] = exc
+            else:
+                live.append(index)
+        self.metrics.items.labels(self.name).inc(len(inputs))
+        if live:
+            self.admit(len(live), deadline)
+            pending = [self.submit(inputs[i], options, deadline) for i in live]
+            try:
+                answers = await asyncio.wait_for(
+                    asyncio.gather(*pending, return_exceptions=True), timeout=max(0.0, deadline - time.monotonic())
+                )
+            except TimeoutError:
+                raise DeadlineExceededError(
+                    f"model {self.name!r} did not answer within {timeout:.3f}s",
+                    hint="raise timeout_ms, send fewer or shorter inputs per request, or add capacity",
+                ) from None
+            for index, answer in zip(live, answers, strict=True):
+                outputs[index] = answer if isinstance(answer, (bytes, ModelDeckError)) else _unexpected(answer)
+        return [out for out in outputs if out is not None]
 
     async def stream(self, raw: Any, options: Mapping[str, Any], deadline: float) -> AsyncIterator[str | StreamEnd]:
         """One input through the batcher, yielding its text pieces as they are generated, then a ``StreamEnd``.
@@ -126,6 +212,7 @@ class Deployment:
         }
 
     def detail(self) -> dict[str, Any]:
+        wait = self.batcher.expected_wait(1)
         return {
             **self.describe(),
             **self.model.describe(),
@@ -133,11 +220,18 @@ class Deployment:
                 "max_batch_size": self.settings.max_batch_size,
                 "max_wait_ms": self.settings.max_wait_ms,
                 "max_queue": self.settings.max_queue,
+                "max_queue_wait_ms": self.max_queue_wait_s * 1000.0,
                 "queue_depth": self.batcher.depth,
+                "expected_wait_ms": None if wait is None else wait * 1000.0,
                 "stats": _plain(self.batcher.stats),
             },
             **({"streams": dict(self.streams)} if self.model.supports_streaming else {}),
         }
+
+
+def _unexpected(exc: BaseException) -> InferenceError:
+    log.error("model failed on one input: %r", exc)
+    return InferenceError(f"the model failed on this input ({type(exc).__name__}: {exc})")
 
 
 def _json_loads(data: bytes) -> dict[str, Any]:
@@ -161,15 +255,33 @@ def _plain(value: Any) -> Any:
 class Deck:
     """The deployments of one server and their loading state."""
 
-    def __init__(self, specs: Sequence[ModelSpec]) -> None:
+    def __init__(self, specs: Sequence[ModelSpec], *, allow_failed: bool = False) -> None:
         self.specs = list(specs)
+        self.allow_failed = allow_failed
         self.deployments: dict[str, Deployment] = {}
         self.failed: dict[str, str] = {}
         self.shutting_down = False
 
     @property
+    def settled(self) -> bool:
+        """Every model has loaded or failed to."""
+        return len(self.deployments) + len(self.failed) == len(self.specs)
+
+    @property
     def ready(self) -> bool:
         return not self.shutting_down and len(self.deployments) == len(self.specs)
+
+    @property
+    def status(self) -> str:
+        """``ready``, ``loading``, ``shutting_down``, ``failed``, or ``degraded``: every model settled,
+        some failed and the others are served (``allow_failed``)."""
+        if self.shutting_down:
+            return "shutting_down"
+        if self.ready:
+            return "ready"
+        if self.settled:
+            return "degraded" if self.deployments and self.allow_failed else "failed"
+        return "failed" if self.failed and not self.allow_failed else "loading"
 
     def get(self, name: str) -> Deployment:
         if self.shutting_down:
@@ -180,6 +292,6 @@ class Deck:
         names = [spec.alias for spec in self.specs]
         if name in names:
             if name in self.failed:
-                raise ServiceError(f"model {name!r} failed to load: {self.failed[name]}")
+                raise ModelLoadError(f"model {name!r} failed to load: {self.failed[name]}")
             raise ServiceError(f"model {name!r} is still loading", hint="poll /readyz, then retry")
         raise UnknownModelError(f"no model named {name!r} is served here", hint=f"served models: {', '.join(names)}")

@@ -12,13 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ..config import Settings
 from ..errors import EmptyInputError, GalleryNotFoundError, InputDecodeError, InputTypeError, OptionError
 from ..images import decode_base64
+from .errors import error_responses
+from .limits import InputLimits
 
 if TYPE_CHECKING:
     from .._api import Loader
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["GalleryHolder", "add_gallery_routes"]
 
 _PREFIX = "/v1/gallery"
+_MAX_ROWID = 2**63 - 1  # SQLite's integer range: a larger id would overflow inside the driver
 
 
 class GalleryHolder:
@@ -78,6 +83,37 @@ def _decode_b64(value: object, where: str) -> bytes:
 _IMAGE_HINT = "send images as multipart files, or as base64 strings in JSON"
 
 
+class _EnrollBody(BaseModel):
+    images: list[str] = Field(description="base64 images (or data URLs) of one person")
+    sources: list[str] | None = Field(default=None, description="one label per image")
+    largest: bool = Field(default=False, description="take the largest face where an image holds several")
+
+
+class _IdentifyBody(BaseModel):
+    image: str = Field(description="one base64 image (or data URL)")
+    top_k: int = Field(default=5, description="best matches per face")
+    threshold: float | None = Field(default=None, description="distance limit (default: the gallery's)")
+    largest: bool = Field(default=False, description="identify the largest face only")
+
+
+def _body_docs(body: type[BaseModel], files: str) -> dict[str, Any]:
+    """The JSON or multipart body a route reads itself, for the OpenAPI document."""
+    form: dict[str, Any] = {
+        "type": "object",
+        "properties": {files: {"type": "array", "items": {"type": "string", "format": "binary"}}},
+        "required": [files],
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": body.model_json_schema()},
+                "multipart/form-data": {"schema": form},
+            },
+        }
+    }
+
+
 async def _read_images(request: Request, *, many: bool) -> tuple[list[bytes], list[str], dict[str, Any]]:
     """``(images, source labels, other fields)`` from a multipart form or a JSON body."""
     content_type = request.headers.get("content-type", "")
@@ -114,6 +150,13 @@ async def _read_images(request: Request, *, many: bool) -> tuple[list[bytes], li
     return images, [str(s) for s in sources], fields
 
 
+def _check_sizes(request: Request, images: list[bytes]) -> None:
+    """The served face-embed limits (serving/limits.py), checked from each header before any face work."""
+    limits = InputLimits("gallery", "face-embed", "image", request.app.state.settings)
+    for image in images:
+        limits.check(image)
+
+
 def _flag(fields: dict[str, Any], name: str) -> bool:
     value = fields.pop(name, False)
     if isinstance(value, bool):
@@ -147,10 +190,17 @@ def add_gallery_routes(app: FastAPI, loader: Loader) -> None:
     def holder(request: Request) -> GalleryHolder:
         return request.app.state.gallery  # type: ignore[no-any-return]
 
-    @app.post(f"{_PREFIX}/people/{{name}}/images", tags=["gallery"], status_code=201)
+    @app.post(
+        f"{_PREFIX}/people/{{name}}/images",
+        tags=["gallery"],
+        status_code=201,
+        openapi_extra=_body_docs(_EnrollBody, "images"),
+        responses=error_responses(400, 401, 403, 404, 413, 422, 500, 503),
+    )
     async def enroll(name: str, request: Request) -> JSONResponse:
         """Enroll photos of ``name`` (multipart files, or JSON ``{"images": [base64...], "largest": false}``)."""
         images, sources, fields = await _read_images(request, many=True)
+        _check_sizes(request, images)
         largest = _flag(fields, "largest")
         _no_extra(fields, "images, sources, largest")
         if not images:
@@ -162,10 +212,16 @@ def add_gallery_routes(app: FastAPI, loader: Loader) -> None:
 
         return JSONResponse(await run_in_threadpool(work), status_code=201)
 
-    @app.post(f"{_PREFIX}/identify", tags=["gallery"])
+    @app.post(
+        f"{_PREFIX}/identify",
+        tags=["gallery"],
+        openapi_extra=_body_docs(_IdentifyBody, "image"),
+        responses=error_responses(400, 401, 404, 413, 422, 500, 503),
+    )
     async def identify(request: Request) -> dict[str, Any]:
         """Identify the faces of one photo (multipart file, or JSON ``{"image": base64, "top_k": 5}``)."""
         images, _, fields = await _read_images(request, many=False)
+        _check_sizes(request, images)
         top_k = _number(fields, "top_k", int, 5)
         threshold = _number(fields, "threshold", float, None)
         largest = _flag(fields, "largest")
@@ -179,7 +235,7 @@ def add_gallery_routes(app: FastAPI, loader: Loader) -> None:
 
         return await run_in_threadpool(work)
 
-    @app.get(f"{_PREFIX}/people", tags=["gallery"])
+    @app.get(f"{_PREFIX}/people", tags=["gallery"], responses=error_responses(401, 404))
     async def people(request: Request) -> dict[str, Any]:
         def work() -> dict[str, Any]:
             gallery = holder(request).get()
@@ -192,7 +248,7 @@ def add_gallery_routes(app: FastAPI, loader: Loader) -> None:
 
         return await run_in_threadpool(work)
 
-    @app.get(f"{_PREFIX}/people/{{name}}", tags=["gallery"])
+    @app.get(f"{_PREFIX}/people/{{name}}", tags=["gallery"], responses=error_responses(401, 404, 422))
     async def person(name: str, request: Request) -> dict[str, Any]:
         def work() -> dict[str, Any]:
             images = holder(request).get().images(name)
@@ -200,12 +256,14 @@ def add_gallery_routes(app: FastAPI, loader: Loader) -> None:
 
         return await run_in_threadpool(work)
 
-    @app.delete(f"{_PREFIX}/people/{{name}}", tags=["gallery"])
+    @app.delete(f"{_PREFIX}/people/{{name}}", tags=["gallery"], responses=error_responses(401, 403, 404, 422))
     async def remove_person(name: str, request: Request) -> dict[str, Any]:
         removed = await run_in_threadpool(lambda: holder(request).get().remove_person(name))
         return {"name": name, "removed": removed}
 
-    @app.delete(f"{_PREFIX}/images/{{image_id}}", tags=["gallery"])
-    async def remove_image(image_id: int, request: Request) -> dict[str, Any]:
+    @app.delete(f"{_PREFIX}/images/{{image_id}}", tags=["gallery"], responses=error_responses(401, 403, 404, 422))
+    async def remove_image(
+        request: Request, image_id: int = PathParam(ge=1, le=_MAX_ROWID, description="an image_id from enrolment")
+    ) -> dict[str, Any]:
         name = await run_in_threadpool(lambda: holder(request).get().remove_image(image_id))
         return {"image_id": image_id, "name": name}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CONTENT_TYPE", "BatchMetrics", "ServerMetrics"]
+__all__ = ["CONTENT_TYPE", "BatchMetrics", "RequestMetricsMiddleware", "ServerMetrics"]
 
 _BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -99,3 +101,45 @@ class BatchMetrics:
     def failed(self, count: int) -> None:
         # Item errors are counted with their code where the server maps them.
         pass
+
+
+class RequestMetricsMiddleware:
+    """Counts every model request once, under the status its client saw, and its time to first byte.
+
+    A route names its served model in ``request.state.metrics_model`` once the name is resolved;
+    whatever answers afterwards (a handler, an error handler, a validation error) is counted
+    here, so a malformed body is a 400 in the metrics as it was on the wire.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: int | None = None
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start" and status is None:
+                status = int(message["status"])
+                self._record(scope, status, started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except BaseException:
+            if status is None:
+                self._record(scope, 500, started)  # the server's error middleware answers it
+            raise
+
+    @staticmethod
+    def _record(scope: Scope, status: int, started: float) -> None:
+        model = scope.get("state", {}).get("metrics_model")
+        if model is None:
+            return
+        metrics: ServerMetrics = scope["app"].state.metrics
+        metrics.requests.labels(model, str(status)).inc()
+        metrics.request_seconds.labels(model).observe(time.perf_counter() - started)

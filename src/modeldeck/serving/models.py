@@ -8,6 +8,14 @@ Both kinds answer ``run_batch([(input, options), ...])`` with one entry per item
 JSON bytes, or that item's ``ModelDeckError``. Results are serialized where they are computed,
 so the server only splices bytes into its response.
 
+An item is ``(input, options[, sink[, deadline]])``. A deadline (``time.monotonic`` seconds, one
+clock for every process of the machine) reaches the model: an item whose deadline has passed is
+never started, and a task that works through a long input in chunks stops between them
+(``tasks._deadline``). A worker process still busy ``worker_grace_s`` after the last deadline of
+its batch, or above ``worker_max_rss_mb`` of resident memory, is killed and restarted; the batch
+fails with ``WorkerBudgetError``, which the batcher answers by rerunning it in halves, so the
+innocent items are answered and the one at fault gets the error.
+
 Streaming tasks (``generate``, ``chat``) also take ``(input, options, sink)`` items: the task calls
 ``sink.emit(piece)`` after each decoding step, on the model thread. A worker process forwards
 each piece over its pipe as ``("piece", index, text)`` while the batch runs; cancelling a sink
@@ -20,8 +28,10 @@ import asyncio
 import itertools
 import logging
 import multiprocessing
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -31,12 +41,13 @@ from pydantic_core import to_json
 
 from .. import errors
 from ..config import Settings
-from ..errors import InferenceError, ModelDeckError, ShuttingDownError
+from ..errors import DeadlineExceededError, InferenceError, ModelDeckError, ShuttingDownError, WorkerBudgetError
+from ..tasks._deadline import deadline_scope
 from ..tasks.base import Options, Task, option_error
 from ..types import ModelInfo
 from .specs import ModelSpec, load_spec
 
-__all__ = ["LocalModel", "ProcessModel", "ServedModel", "StreamSink", "run_items"]
+__all__ = ["LocalModel", "ProcessModel", "ServedModel", "StreamSink", "run_items", "worker_rss_bytes"]
 
 log = logging.getLogger("modeldeck.serving")
 
@@ -101,11 +112,21 @@ class StreamSink:
 
 
 def run_items(task: AnyTask, items: Sequence[tuple[Any, ...]]) -> list[Output]:
-    """Run a batch of ``(input, options mapping[, sink])`` through ``task``; one output per item."""
+    """Run a batch of ``(input, options mapping[, sink[, deadline]])`` through ``task``; one output per item."""
     parsed: dict[bytes, Options | ModelDeckError] = {}
     pairs: list[tuple[Any, ...]] = []
+    deadlines: list[float] = []
     failed: dict[int, ModelDeckError] = {}
-    for index, (raw, options, *sink) in enumerate(items):
+    now = time.monotonic()
+    for index, (raw, options, *rest) in enumerate(items):
+        sink = rest[0] if rest else None
+        deadline = rest[1] if len(rest) > 1 else None
+        if deadline is not None and deadline <= now:
+            failed[index] = DeadlineExceededError(
+                f"the deadline passed {now - deadline:.3f}s before the model could start this input",
+                hint="raise timeout_ms, or send fewer inputs at once",
+            )
+            continue
         key = to_json(options)
         if key not in parsed:
             try:
@@ -116,16 +137,32 @@ def run_items(task: AnyTask, items: Sequence[tuple[Any, ...]]) -> list[Output]:
         if isinstance(opts, ModelDeckError):
             failed[index] = opts
         else:
-            pairs.append((raw, opts, *sink) if sink and sink[0] is not None else (raw, opts))
-    results = iter(task.run_batch(pairs))
+            pairs.append((raw, opts, sink) if sink is not None else (raw, opts))
+            if deadline is not None:
+                deadlines.append(deadline)
+    # Chunked work stops at the earliest deadline of the batch; items stopped before their own
+    # deadline (they shared a forward with an earlier one) are run again below, under theirs.
+    with deadline_scope(min(deadlines) if deadlines else None):
+        results = iter(task.run_batch(pairs))
     outputs: list[Output] = []
+    again: list[int] = []
     for index in range(len(items)):
         if index in failed:
             outputs.append(failed[index])
             continue
         result = next(results)
+        if isinstance(result, DeadlineExceededError) and _deadline_of(items[index]) > time.monotonic():
+            again.append(index)
         outputs.append(result if isinstance(result, ModelDeckError) else to_json(result.to_dict()))
+    if again and len(again) < len(pairs):  # each round leaves out at least the earliest deadline
+        for index, output in zip(again, run_items(task, [items[i] for i in again]), strict=True):
+            outputs[index] = output
     return outputs
+
+
+def _deadline_of(item: tuple[Any, ...]) -> float:
+    deadline = item[3] if len(item) > 3 else None
+    return float("inf") if deadline is None else float(deadline)
 
 
 class LocalModel:
@@ -188,8 +225,8 @@ class _PipeSink:
 def _worker_batch(conn: Connection, task: AnyTask, batch: int, items: list[tuple[Any, ...]]) -> list[Output]:
     cancelled: set[int] = set()
     local = [
-        (raw, options, _PipeSink(conn, batch, index, cancelled)) if streamed else (raw, options)
-        for index, (raw, options, streamed) in enumerate(items)
+        (raw, options, _PipeSink(conn, batch, index, cancelled) if streamed else None, deadline)
+        for index, (raw, options, streamed, deadline) in enumerate(items)
     ]
     return run_items(task, local)
 
@@ -217,6 +254,24 @@ def _worker_main(conn: Connection, spec: ModelSpec, settings: Settings, loader: 
             continue  # a cancel that arrived after its batch had finished
         outputs = _worker_batch(conn, task, message[2], message[1])
         conn.send([out if isinstance(out, bytes) else _error_to_wire(out) for out in outputs])
+
+
+_POLL_S = 0.05  # how often a running batch's worker is checked against its budgets
+_BUDGET_HINT = (
+    "send a smaller input, or raise timeout_ms, MODELDECK_WORKER_GRACE_S or MODELDECK_WORKER_MAX_RSS_MB; "
+    "the other inputs of its batch were run again"
+)
+
+
+def worker_rss_bytes(pid: int | None) -> int | None:
+    """Resident memory of a process from /proc (Linux); None where it cannot be read."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class ProcessModel:
@@ -283,11 +338,17 @@ class ProcessModel:
             batch = next(self._batches)
             sinks: dict[int, StreamSink] = {}
             wire_items = []
+            deadlines = []
             for index, (raw, options, *rest) in enumerate(items):
                 sink = rest[0] if rest else None
+                deadline = rest[1] if len(rest) > 1 else None
                 if sink is not None:
                     sinks[index] = sink
-                wire_items.append((raw, options, sink is not None))
+                if deadline is not None:
+                    deadlines.append(deadline)
+                wire_items.append((raw, options, sink is not None, deadline))
+            # Past this the worker is computing for nobody: kill it (None: a stream, no time limit).
+            give_up = max(deadlines) + self.settings.worker_grace_s if len(deadlines) == len(items) else None
             try:
                 self._send(conn, ("batch", wire_items, batch))
                 for index, sink in sinks.items():
@@ -295,6 +356,17 @@ class ProcessModel:
                     if sink.cancelled:
                         self._send_cancel(conn, batch, index)
                 while True:
+                    if not conn.poll(_POLL_S):
+                        over = self._over_budget(give_up)
+                        if over is None:
+                            continue
+                        self._kill()
+                        self._restart()
+                        raise WorkerBudgetError(
+                            f"the worker for model {self.spec.alias!r} {over} running this input, so it was "
+                            "killed and restarted",
+                            hint=_BUDGET_HINT,
+                        )
                     wire = conn.recv()
                     if isinstance(wire, list):
                         break
@@ -315,6 +387,21 @@ class ProcessModel:
                 for sink in sinks.values():
                     sink.on_cancel = None
         return [out if isinstance(out, bytes) else _error_from_wire(out) for out in wire]
+
+    def _over_budget(self, give_up: float | None) -> str | None:
+        """Why the running batch must be stopped (time or memory), or None while it is within budget."""
+        if give_up is not None and time.monotonic() > give_up:
+            return f"was still busy {self.settings.worker_grace_s:g}s after the deadline"
+        limit = self.settings.worker_max_rss_mb
+        rss = worker_rss_bytes(self.pid)
+        if limit and rss is not None and rss > limit * 1024 * 1024:
+            return f"passed its memory budget of {limit:,} MiB (MODELDECK_WORKER_MAX_RSS_MB)"
+        return None
+
+    def _kill(self) -> None:
+        process = self._process
+        if process is not None and process.is_alive():
+            process.kill()
 
     def _send(self, conn: Connection, message: Any) -> None:
         with self._send_lock:

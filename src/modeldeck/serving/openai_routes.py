@@ -9,13 +9,11 @@ request; streamed ones too, with a sink that carries each piece as it is decoded
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import functools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -25,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.types import Send
 
 from ..errors import (
-    DeadlineExceededError,
     InputDecodeError,
     InputError,
     InputTooLargeError,
@@ -33,10 +30,9 @@ from ..errors import (
     ModelDeckError,
     NotFoundError,
     OptionError,
-    OverloadedError,
 )
 from .deck import Deck, Deployment, StreamEnd
-from .errors import error_headers, status_for
+from .errors import error_headers, error_responses, status_for
 
 __all__ = ["add_openai_routes"]
 
@@ -48,6 +44,14 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str
+
+
+def _check_tokens(name: str, value: int | None) -> None:
+    # Checked under OpenAI's own name: the task would reject it as its internal max_new_tokens.
+    if value is not None and value < 1:
+        raise OptionError(
+            f"{name} must be at least 1, got {value}", hint=f"ask for one token or more, or leave {name} out"
+        )
 
 
 class _Sampling(_Request):
@@ -74,6 +78,7 @@ class _Sampling(_Request):
                 raise OptionError(f"{name} is not supported", hint="use repetition_penalty (extra_body) instead")
         if self.logprobs:
             raise OptionError("logprobs are not supported", hint="leave logprobs out")
+        _check_tokens("max_tokens", self.max_tokens)
         values = {
             "max_new_tokens": self.max_tokens,
             # OpenAI's default temperature is 1 (sampling); modeldeck's own default is greedy.
@@ -100,6 +105,7 @@ class ChatCompletionRequest(_Sampling):
         if self.tools:
             raise OptionError("tools are not supported", hint="leave tools out")
         options = super().options()
+        _check_tokens("max_completion_tokens", self.max_completion_tokens)
         if self.max_completion_tokens is not None:
             options["max_new_tokens"] = self.max_completion_tokens
         return options
@@ -143,6 +149,35 @@ class EmbeddingRequest(_Request):
     dimensions: int | None = None
 
 
+class _OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """OpenAI's error shape, which its clients parse."""
+
+    error: _OpenAIErrorDetail
+
+
+def _route_docs(body: type[BaseModel]) -> dict[str, Any]:
+    """The request body these routes read themselves, and the errors they answer, for the OpenAPI document."""
+    return {
+        "openapi_extra": {
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body.model_json_schema()}}}
+        },
+        "responses": {
+            200: {"description": "OpenAI's response object (with stream: true, server-sent events)",
+                  "content": {"application/json": {"schema": {"type": "object"}},
+                              "text/event-stream": {"schema": {"type": "string"}}}},
+            **error_responses(400, 404, 429, 500, 503, 504, model=OpenAIErrorBody),
+            **error_responses(401, 413),
+        },
+    }  # fmt: skip
+
+
 def _error_type(status: int) -> str:
     if status == 404:
         return "invalid_request_error"
@@ -184,30 +219,13 @@ async def _parse(request: Request, model: type[BaseModel]) -> Any:
 def _deployment(request: Request, name: str, task: str, route: str) -> Deployment:
     deck: Deck = request.app.state.deck
     deployment = deck.get(name)
-    request.state.openai_model = deployment.name  # for the request metrics, see _metered
+    request.state.metrics_model = deployment.name  # RequestMetricsMiddleware labels the response with it
     if deployment.model.task != task:
         raise InputError(
             f"model {name!r} serves the {deployment.model.task!r} task, and {route} needs a {task!r} model",
             hint=f"name a served {task!r} model: {', '.join(_served(deck, task)) or '(none served)'}",
         )
     return deployment
-
-
-def _metered(route: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """Count the request and its latency (to the first byte, for streams) under its served model."""
-
-    @functools.wraps(route)
-    async def metered(request: Request) -> Response:
-        started = time.perf_counter()
-        response = await route(request)
-        name = getattr(request.state, "openai_model", None)
-        if name is not None:
-            metrics = request.app.state.metrics
-            metrics.requests.labels(name, str(response.status_code)).inc()
-            metrics.request_seconds.labels(name).observe(time.perf_counter() - started)
-        return response
-
-    return metered
 
 
 def _served(deck: Deck, task: str) -> list[str]:
@@ -218,31 +236,9 @@ def _deadline(request: Request) -> float:
     return time.monotonic() + request.app.state.settings.request_timeout_s
 
 
-def _check_room(deployment: Deployment, count: int, request: Request) -> None:
-    batcher = deployment.batcher
-    limit = request.app.state.settings.max_queue
-    if batcher.depth + count > limit:
-        raise OverloadedError(
-            f"model {deployment.name!r} has {batcher.depth} requests queued (limit {limit})",
-            retry_after=batcher.retry_after(),
-        )
-
-
 async def _answers(deployment: Deployment, inputs: list[Any], options: dict[str, Any], request: Request) -> list[Any]:
-    """Submit every input to the batcher; the decoded results in order (the first error is raised)."""
-    _check_room(deployment, len(inputs), request)
-    deployment.metrics.items.labels(deployment.name).inc(len(inputs))
-    deadline = _deadline(request)
-    timeout = request.app.state.settings.request_timeout_s
-    try:
-        answers = await asyncio.wait_for(
-            asyncio.gather(*(deployment.submit(raw, options, deadline) for raw in inputs)),
-            timeout=max(0.0, deadline - time.monotonic()),
-        )
-    except TimeoutError:
-        raise DeadlineExceededError(
-            f"model {deployment.name!r} did not answer within {timeout:.3f}s", hint="ask for fewer tokens"
-        ) from None
+    """Every input through the shared submit path; the decoded results in order (the first error is raised)."""
+    answers = await deployment.answer(inputs, options, request.app.state.settings.request_timeout_s)
     results = []
     for answer in answers:
         if isinstance(answer, ModelDeckError):
@@ -299,9 +295,11 @@ async def _stream(
     include_usage: bool,
 ) -> Response:
     """Stream one generation as OpenAI chunks; ``chunk(text, finish_reason)`` builds one chunk."""
-    _check_room(deployment, 1, request)
+    deadline = _deadline(request)
+    deployment.limits.check(raw)
+    deployment.admit(1, deadline)
     deployment.metrics.items.labels(deployment.name).inc()
-    events = deployment.stream(raw, options, _deadline(request))
+    events = deployment.stream(raw, options, deadline)
     first = await _first(events)
 
     async def body() -> AsyncIterator[str]:
@@ -334,8 +332,7 @@ async def _stream(
 def add_openai_routes(app: FastAPI) -> None:
     """Add ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` to ``app``."""
 
-    @app.post("/v1/chat/completions", tags=["openai"])
-    @_metered
+    @app.post("/v1/chat/completions", tags=["openai"], **_route_docs(ChatCompletionRequest))
     async def chat_completions(request: Request) -> Response:
         try:
             body: ChatCompletionRequest = await _parse(request, ChatCompletionRequest)
@@ -380,8 +377,7 @@ def add_openai_routes(app: FastAPI) -> None:
             }
         )
 
-    @app.post("/v1/completions", tags=["openai"])
-    @_metered
+    @app.post("/v1/completions", tags=["openai"], **_route_docs(CompletionRequest))
     async def completions(request: Request) -> Response:
         try:
             body: CompletionRequest = await _parse(request, CompletionRequest)
@@ -430,8 +426,7 @@ def add_openai_routes(app: FastAPI) -> None:
             }
         )
 
-    @app.post("/v1/embeddings", tags=["openai"])
-    @_metered
+    @app.post("/v1/embeddings", tags=["openai"], **_route_docs(EmbeddingRequest))
     async def embeddings(request: Request) -> Response:
         try:
             body: EmbeddingRequest = await _parse(request, EmbeddingRequest)

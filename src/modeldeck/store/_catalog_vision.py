@@ -1,4 +1,4 @@
-"""Detection and segmentation artifacts (YOLO ONNX, torchvision COCO weights), pulled and verified on first use."""
+"""Vision artifacts (YOLO ONNX, torchvision COCO and ImageNet weights), pulled and verified on first use."""
 
 from __future__ import annotations
 
@@ -143,4 +143,58 @@ _YOLO_ENTRIES: tuple[CatalogEntry, ...] = (
     ),
 )
 
-ENTRIES: tuple[CatalogEntry, ...] = _YOLO_ENTRIES + _TORCHVISION_ENTRIES
+# torchvision's ImageNet-1k classifiers for classify-image: a state dict plus the architecture and
+# published weights named in the card, which give the preprocessing (the weights' transforms) and
+# the class names (runtimes/torchvision_classify.py). Each sha256 begins with the 8 hex digits in
+# its file name (what torch.hub checks) and was found, identically and with the same byte size, in
+# several unrelated public projects that download this exact URL and verify it; none was computed
+# here (no network). Accuracies are torchvision's own, from each weights' meta["_metrics"].
+_IMAGENET_TERMS = (
+    "torchvision code and weights: BSD-3-Clause; trained on ImageNet-1k (ILSVRC 2012), whose images are "
+    "for non-commercial research and educational use under the ImageNet terms of access"
+)
+
+
+def _imagenet(
+    name: str, architecture: str, url: str, sha256: str, size: int, metrics: dict[str, float], about: str
+) -> CatalogEntry:
+    return CatalogEntry(
+        name=name,
+        tasks=("classify-image",),
+        runtime="torchvision",
+        source=URLSource(url=url, sha256=sha256, size=size),
+        license=_TORCHVISION_LICENSE,
+        card={
+            "description": about,
+            "architecture": architecture,
+            "torchvision_weights": "IMAGENET1K_V1",
+            "num_classes": 1000,
+            "metrics": {"ImageNet-1K": metrics},
+            "terms": _IMAGENET_TERMS,
+            "upstream": "https://pytorch.org/vision/stable/models.html#classification",
+        },
+    )
+
+
+_IMAGENET_ENTRIES: tuple[CatalogEntry, ...] = (
+    _imagenet(
+        "vgg16",
+        "vgg16",
+        "https://download.pytorch.org/models/vgg16-397923af.pth",
+        "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+        553_433_881,
+        {"acc@1": 71.592, "acc@5": 90.382},
+        "VGG16 (Simonyan & Zisserman, 2014), torchvision ImageNet-1k weights (IMAGENET1K_V1)",
+    ),
+    _imagenet(
+        "resnet50",
+        "resnet50",
+        "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+        "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a",
+        102_530_333,
+        {"acc@1": 76.13, "acc@5": 92.862},
+        "ResNet-50 (He et al., 2015), torchvision ImageNet-1k weights (IMAGENET1K_V1)",
+    ),
+)
+
+ENTRIES: tuple[CatalogEntry, ...] = _YOLO_ENTRIES + _TORCHVISION_ENTRIES + _IMAGENET_ENTRIES

@@ -51,7 +51,12 @@ class ModelSidecar(_Strict):
     task: str | None = None
     tasks: list[str] | None = None
     runtime: str | None = None
-    labels: list[str] | None = None
+    labels: list[str] | Literal["imagenet"] | None = Field(
+        default=None, description='class names in output order, or "imagenet" for the 1000 shipped with modeldeck'
+    )
+    scores: Literal["logits", "probabilities", "auto"] | None = Field(
+        default=None, description="classify-image: what the model outputs (default auto: a softmax output is seen)"
+    )
     preprocessing: Preprocessing | None = None
     signature: str | None = Field(default=None, description="the SavedModel signature to run")
     inputs: list[TensorDecl] | None = None

@@ -58,4 +58,12 @@ BACKENDS.register("tensor", "tensorflow", "modeldeck.tasks.tensor:SavedModelTens
 BACKENDS.register("tensor", "torchscript", "modeldeck.tasks.tensor:TorchScriptTensorBackend")
 BACKENDS.register("tensor", "torch-export", "modeldeck.tasks.tensor:TorchExportTensorBackend")
 BACKENDS.register("tensor", "onnxruntime", "modeldeck.tasks.tensor:OnnxTensorBackend")
+# Image classification
+TASKS.register("classify-image", "modeldeck.tasks.classify_image:ClassifyImageTask")
+BACKENDS.register("classify-image", "torchvision", "modeldeck.tasks._image_classifiers:TorchvisionClassifier")
+BACKENDS.register("classify-image", "keras", "modeldeck.tasks._image_classifiers:KerasClassifier")
+BACKENDS.register("classify-image", "tensorflow", "modeldeck.tasks._image_classifiers:SavedModelClassifier")
+BACKENDS.register("classify-image", "torchscript", "modeldeck.tasks._image_classifiers:TorchScriptClassifier")
+BACKENDS.register("classify-image", "torch-export", "modeldeck.tasks._image_classifiers:TorchExportClassifier")
+BACKENDS.register("classify-image", "onnxruntime", "modeldeck.tasks._image_classifiers:OnnxClassifier")
 del _task

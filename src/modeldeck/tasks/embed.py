@@ -12,6 +12,7 @@ from pydantic import Field, StrictBool
 from ..types import ModelInfo
 from ._backend import BackendBase
 from ._chunking import token_chunks
+from ._deadline import check_deadline
 from .base import Options, Task, check_text
 from .results import Embedding
 
@@ -72,8 +73,14 @@ class EmbedTask(Task[_Chunks, tuple[np.ndarray, int], Embedding, EmbedOptions]):
         )
 
     def forward(self, batch: Sequence[_Chunks]) -> list[tuple[np.ndarray, int]]:
-        # One encode call for every chunk of the batch: per-item calls would cost most of the throughput.
-        vectors = self.runtime.encode([t for item in batch for t in item.texts], batch_size=self.batch_size)
+        # One encode call per batch_size chunks of the whole batch (per-item calls would cost most of
+        # the throughput), with the batch's deadline checked between calls: a long text stops there.
+        texts = [t for item in batch for t in item.texts]
+        parts = []
+        for start in range(0, len(texts), self.batch_size):
+            check_deadline()
+            parts.append(self.runtime.encode(texts[start : start + self.batch_size], batch_size=self.batch_size))
+        vectors = parts[0] if len(parts) == 1 else np.concatenate(parts)
         out: list[tuple[np.ndarray, int]] = []
         at = 0
         for item in batch:

@@ -22,17 +22,24 @@ const PANELS = {
   "classify-image": ["./panels/image.js", "classifyImage"],
   "face-verify": ["./panels/image.js", "verify"],
   gallery: ["./panels/image.js", "gallery"],
+  documents: ["./panels/documents.js", "documents"],
+};
+// Sidebar entries for the server's other surfaces (not models: they have no /v1/models/{name}).
+const SURFACES = {
+  gallery: { name: "gallery", task: "gallery", ready: true, meta: "identify faces in the server's gallery",
+    description: "the server's face gallery (MODELDECK_GALLERY), under /v1/gallery" },
+  documents: { name: "documents", task: "documents", ready: true, meta: "ask the server's documents, with sources",
+    description: "document Q&A over the server's index (MODELDECK_DOCUMENTS), under /v1/documents" },
 };
 const GENERIC = ["./panels/json.js", "json"];
 
 const list = document.getElementById("model-list");
 const main = document.getElementById("panel");
-const state = { models: [], current: null, firstPanel: true };
+const state = { models: [], current: null, firstPanel: true, documents: false };
 
 function entry(model) {
-  const meta = model.task === "gallery"
-    ? "identify faces in the server's gallery"
-    : [model.version && `v${model.version}`, model.runtime, model.license].filter(Boolean).join(" · ");
+  const meta = model.meta
+    ?? [model.version && `v${model.version}`, model.runtime, model.license].filter(Boolean).join(" · ");
   const button = h("button", { type: "button", dataset: { model: model.name }, disabled: !model.ready },
     h("span", { class: "name", text: model.name }),
     h("span", { class: "task", text: model.task }),
@@ -57,13 +64,15 @@ async function loadModels() {
       result.error.message));
     return false;
   }
-  state.models = result.data.models;
+  const models = result.data.models;
   // The gallery panel shows when the server has one (200), or has one configured that nobody is
   // enrolled in yet (404 "does not exist yet"); a server without MODELDECK_GALLERY answers 404 too.
   const gallery = await call("/v1/gallery/people", { method: "GET" });
   if (gallery.ok || (gallery.status === 404 && /does not exist yet/.test(gallery.error.message))) {
-    state.models.push({ name: "gallery", task: "gallery", ready: true, description: "the server's face gallery (MODELDECK_GALLERY), under /v1/gallery" });
+    models.push(SURFACES.gallery);
   }
+  if (state.documents) models.push(SURFACES.documents);
+  state.models = models; // one assignment: the documents probe may land while the gallery is asked
   renderList();
   return state.models.every((m) => m.ready);
 }
@@ -80,7 +89,7 @@ async function show(name) {
   main.dataset.task = model.task;
   main.removeAttribute("data-ready");
   let detail = {};
-  if (model.task !== "gallery") {
+  if (!SURFACES[model.task]) {
     const result = await call(`/v1/models/${encodeURIComponent(model.name)}`, { method: "GET" });
     if (!result.ok) {
       main.replaceChildren(h("div", { class: "error", role: "alert" }, h("code", { text: result.error.code }),
@@ -106,9 +115,21 @@ function selected() {
   return decodeURIComponent(window.location.hash.slice(1));
 }
 
+// The documents entry shows when GET /v1/documents answers 200. Its first answer opens the index
+// (and loads its embedding model), so it is asked for beside the first panel, not before it.
+async function probeDocuments() {
+  const documents = await call("/v1/documents", { method: "GET" });
+  if (!documents.ok) return;
+  state.documents = true;
+  if (!state.models.includes(SURFACES.documents)) state.models.push(SURFACES.documents);
+  renderList();
+  if (selected() === "documents" && state.current !== "documents") await show("documents");
+}
+
 async function start() {
   window.addEventListener("hashchange", () => show(selected()));
   let ready = await loadModels();
+  probeDocuments();
   await show(selected());
   startMetrics(document.getElementById("strip"));
   // Models still loading: poll until they are all ready, refreshing the sidebar.

@@ -78,6 +78,13 @@ export function loadScript(src) {
   return scripts.get(src);
 }
 
+// Python offsets count code points; JavaScript strings count UTF-16 units. Slicing an array of
+// code points keeps the two in step for text with emoji and other astral characters.
+export function slicer(text) {
+  const points = Array.from(text);
+  return (start, end) => points.slice(start, end).join("");
+}
+
 export function fmt(value, digits = 3) {
   return typeof value === "number" ? value.toFixed(digits) : String(value);
 }

@@ -1,7 +1,7 @@
 // Panels for the text tasks: ner, parse, embed, classify, qa, translate.
 
 import { Panel, runOnCtrlEnter } from "../lib/api.js";
-import { field, fmt, h, labelColour, loadScript } from "../lib/dom.js";
+import { field, fmt, h, labelColour, loadScript, slicer } from "../lib/dom.js";
 
 const SAMPLE = "Tim Cook visited Paris on Monday with 3 engineers from Apple, and met Angela Merkel in Berlin.";
 
@@ -11,13 +11,6 @@ function textInput(panel, label, value, rows = 4) {
   panel.inputs.append(...field(label, area));
   runOnCtrlEnter(panel, area);
   return area;
-}
-
-// Python offsets count code points; JavaScript strings count UTF-16 units. Slicing an array of
-// code points keeps the two in step for text with emoji and other astral characters.
-function slicer(text) {
-  const points = Array.from(text);
-  return (start, end) => points.slice(start, end).join("");
 }
 
 // --- ner ----------------------------------------------------------------------------------------------
