@@ -35,6 +35,8 @@ def main() -> None:
         ["tensor.py", "served", *short],
         ["tensor.py", "overhead", *(["--rounds", "5"] if args.quick else [])],
         ["classify_image.py", *(["--rounds", "2"] if args.quick else [])],
+        ["store.py", *(["--rounds", "2"] if args.quick else [])],
+        ["face_scores.py"],
     ]
     for run in runs:
         print(f"\n$ python benchmarks/{' '.join(run)}", flush=True)

@@ -143,9 +143,10 @@ def test_unknown_name_error_lists_valid_names_sorted():
     assert err.code == "MD201"
     assert err.kind == "task" and err.name == "nerr"
     assert err.valid == ["embed", "ner", "parse"]
-    assert err.message == "unknown task 'nerr'"
+    assert err.message == "unknown task 'nerr' (did you mean 'ner'?)"
     assert err.hint == "valid tasks: embed, ner, parse"
-    assert str(err) == "[MD201] unknown task 'nerr' (valid tasks: embed, ner, parse)"
+    assert str(err) == "[MD201] unknown task 'nerr' (did you mean 'ner'?) (valid tasks: embed, ner, parse)"
+    assert UnknownNameError("task", "zzz", ["ner"]).message == "unknown task 'zzz'"  # nothing close: no guess
 
 
 def test_unknown_name_error_with_nothing_registered():

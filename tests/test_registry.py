@@ -158,3 +158,13 @@ def test_the_real_task_registry():
     with pytest.raises(UnknownNameError) as info:
         TASKS.get("summarize")
     assert {"ner", "parse", "embed"} <= set(info.value.valid)
+
+
+def test_an_unknown_name_suggests_the_closest_one() -> None:
+    from modeldeck.tasks import TASKS
+
+    with pytest.raises(UnknownNameError, match=r"unknown task 'transalte' \(did you mean 'translate'\?\)"):
+        TASKS.get("transalte")
+    with pytest.raises(UnknownNameError) as caught:
+        TASKS.get("zzzz")
+    assert "did you mean" not in str(caught.value) and "translate" in str(caught.value)

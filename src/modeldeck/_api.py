@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import Settings
-from .errors import OptionError
+from .errors import OptionError, did_you_mean
 
 if TYPE_CHECKING:
     from .tasks.base import Task
@@ -84,7 +84,8 @@ def load(
         task: str | None = name_or_path
         if task not in TASKS:
             raise OptionError(
-                f"{name_or_path!r} is not a task, so it cannot be combined with model={model!r}",
+                f"{name_or_path!r} is not a task, so it cannot be combined with model={model!r}"
+                + did_you_mean(name_or_path, TASKS.names()),
                 hint=f"valid tasks: {', '.join(TASKS.names())}",
             )
         info = store.resolve(model, task=task)

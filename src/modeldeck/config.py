@@ -82,6 +82,14 @@ def _parse_per_model(var: str, raw: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+def _parse_url(var: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    scheme, sep, rest = value.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest:
+        raise ConfigError(f"{var} must be an http(s) URL, got {raw!r}", hint="for example: https://huggingface.co")
+    return value
+
+
 def _default_home() -> Path:
     return Path.home() / ".cache" / "modeldeck"
 
@@ -163,6 +171,8 @@ class Settings:
         default=("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/docs/", "/", "/playground/"),
         metadata={"env": "MODELDECK_AUTH_EXEMPT", "parse": _parse_names},
     )
+    #: The Hugging Face Hub (or a mirror) that repo ids are pulled from; the hub's own variable.
+    hf_endpoint: str = field(default="https://huggingface.co", metadata={"env": "HF_ENDPOINT", "parse": _parse_url})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -10,6 +10,7 @@
     │   ├── InputTooLargeError           MD103
     │   │   └── WorkerBudgetError        MD106  one input ran its worker past a time or memory budget
     │   ├── InputDecodeError             MD104
+    │   ├── InvalidTextError             MD105  a text holds lone surrogates (not Unicode a model can read)
     │   ├── OptionError                  MD110  unknown option or invalid option value
     │   ├── TensorInputError             MD120  a named-tensor input does not fit the model's signature
     │   │   ├── TensorNameError          MD121  a missing or unknown input name
@@ -48,12 +49,15 @@ A code's hundreds digit is its family: every error's code lies in the hundred of
 derives from (config 0xx, input 1xx, not found 2xx, store 3xx, dependency 4xx, inference 5xx,
 service 6xx, job 7xx). Codes are stable: a new error takes the next free code of its family.
 
-Only ``serving/`` maps these to HTTP statuses and only ``cli/`` maps them to exit codes.
+Only ``serving/`` maps these to HTTP statuses and only ``cli/`` maps them to exit codes. An error
+whose fix is one option's setting carries it as ``fix`` (an ``OptionFix``), so the command line can
+name its own flag for it instead of the Python spelling.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 __all__ = [
     "AuthError",
@@ -74,6 +78,7 @@ __all__ = [
     "InputError",
     "InputTooLargeError",
     "InputTypeError",
+    "InvalidTextError",
     "JobError",
     "ManifestError",
     "ModelDeckError",
@@ -102,14 +107,28 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class OptionFix:
+    """A fix that is one option's setting, so each front end can phrase it its own way.
+
+    ``python`` is how the hint spells it for a Python caller (``largest=True``); the command line
+    replaces that phrase with its own flag (``--largest``, ``-o largest=true``).
+    """
+
+    option: str
+    value: object
+    python: str
+
+
 class ModelDeckError(Exception):
     """Base of every modeldeck error. ``str(err)`` is ``"[MDnnn] message"``."""
 
     code = "MD000"
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, fix: OptionFix | None = None) -> None:
         self.message = message
         self.hint = hint
+        self.fix = fix
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -160,6 +179,10 @@ class InputDecodeError(InputError):
     code = "MD104"
 
 
+class InvalidTextError(InputError):
+    code = "MD105"
+
+
 class OptionError(InputError):
     code = "MD110"
 
@@ -196,6 +219,19 @@ class NotFoundError(ModelDeckError):
     code = "MD200"
 
 
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'ner'?)`` for the closest of ``candidates`` to a mistyped ``name``, else ``""``."""
+    import difflib  # only on the error path: ``import modeldeck`` stays lean
+
+    pool = list(dict.fromkeys(candidates))
+    close = difflib.get_close_matches(name, pool, n=2, cutoff=0.6)
+    if not close:  # case slips ("NER", "minilm") are not close by ratio, but are plainly the same name
+        close = [c for c in pool if c.lower() == name.lower()][:1]
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+
+
 class UnknownNameError(NotFoundError):
     code = "MD201"
 
@@ -204,7 +240,7 @@ class UnknownNameError(NotFoundError):
         self.name = name
         self.valid = sorted(valid)
         super().__init__(
-            f"unknown {kind} {name!r}",
+            f"unknown {kind} {name!r}{did_you_mean(name, self.valid)}",
             hint=f"valid {kind}s: {', '.join(self.valid) or '(none registered)'}",
         )
 

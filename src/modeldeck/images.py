@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +31,7 @@ __all__ = [
     "MIN_IMAGE_SIDE",
     "Image",
     "check_image",
+    "check_not_url",
     "decode_base64",
     "is_image_path",
     "load_image",
@@ -86,8 +90,23 @@ def is_image_path(value: object) -> bool:
         return False
 
 
+# "https://host/a.jpg", and the same after ``Path`` has folded its "//" into "/" (the CLI's inputs are Paths).
+_URL = re.compile(r"(?i)(https?|ftp|s3|gs|file)://?[^/]")
+
+
+def check_not_url(value: str | os.PathLike[str]) -> None:
+    """Refuse an image URL with an error that says so, rather than a mangled "no such file"."""
+    text = os.fspath(value)
+    if isinstance(text, str) and _URL.match(text):
+        raise InputTypeError(
+            f"{text!r} looks like a URL; image URLs are not fetched (modeldeck reads only local files and bytes)",
+            hint="download the image first (e.g. curl -o image.jpg URL) and pass the file",
+        )
+
+
 def read_path(value: str | os.PathLike[str]) -> bytes:
     """The bytes of an image file named at the edges (Python call or CLI)."""
+    check_not_url(value)
     path = Path(value)
     try:
         return path.read_bytes()
@@ -181,9 +200,7 @@ def _decode_bytes(data: bytes, max_pixels: int) -> Image:
     if not data:
         raise EmptyInputError("the image is empty (0 bytes)", hint=_HINT)
     pil = _pil()
-    from PIL import UnidentifiedImageError
-
-    try:
+    with _pillow_errors(pil, data, max_pixels, "decoded"):
         # Pillow's own bomb check only warns below twice its limit; ours (from the header, before a
         # single pixel is decoded) is the one that applies. No warnings filter is touched here:
         # catch_warnings is process-global state, unsafe from the server's threads.
@@ -192,6 +209,16 @@ def _decode_bytes(data: bytes, max_pixels: int) -> Image:
         fmt = img.format
         img.seek(0)  # an animated GIF or WebP: its first frame
         img.load()
+    return _freeze(np.asarray(_to_rgb(_oriented(img))), fmt, owned=True)
+
+
+@contextlib.contextmanager
+def _pillow_errors(pil: Any, data: bytes, max_pixels: int, action: str) -> Iterator[None]:
+    """Pillow's errors while opening ``data`` as the input errors they mean."""
+    from PIL import UnidentifiedImageError
+
+    try:
+        yield
     except UnidentifiedImageError:
         raise InputDecodeError(
             f"the bytes are not an image in a supported format (they start with {data[:12]!r})", hint=_HINT
@@ -202,8 +229,7 @@ def _decode_bytes(data: bytes, max_pixels: int) -> Image:
             hint="downscale the image",
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputDecodeError(f"the image could not be decoded ({exc})", hint="the file may be truncated") from None
-    return _freeze(np.asarray(_to_rgb(_oriented(img))), fmt, owned=True)
+        raise InputDecodeError(f"the image could not be {action} ({exc})", hint="the file may be truncated") from None
 
 
 def _oriented(img: PILImage) -> PILImage:
@@ -265,22 +291,8 @@ def check_image(raw: object, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> N
     if not data:
         raise EmptyInputError("the image is empty (0 bytes)", hint=_HINT)
     pil = _pil()
-    from PIL import UnidentifiedImageError
-
-    try:
-        with pil.open(io.BytesIO(data), formats=_FORMATS) as img:
-            _check_size(img.width, img.height, max_pixels)
-    except UnidentifiedImageError:
-        raise InputDecodeError(
-            f"the bytes are not an image in a supported format (they start with {data[:12]!r})", hint=_HINT
-        ) from None
-    except (pil.DecompressionBombError, pil.DecompressionBombWarning) as exc:
-        raise InputTooLargeError(
-            f"the image declares more pixels than is safe to decode ({exc}); the limit is {max_pixels:,} pixels",
-            hint="downscale the image",
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputDecodeError(f"the image could not be read ({exc})", hint="the file may be truncated") from None
+    with _pillow_errors(pil, data, max_pixels, "read"), pil.open(io.BytesIO(data), formats=_FORMATS) as img:
+        _check_size(img.width, img.height, max_pixels)
 
 
 def load_image(raw: object, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image:
@@ -297,6 +309,7 @@ def load_image(raw: object, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Im
     if isinstance(raw, str):
         if not raw.strip():
             raise EmptyInputError("the image string is empty", hint="send the image base64-encoded")
+        check_not_url(raw)
         return _decode_bytes(decode_base64(raw), max_pixels)
     if isinstance(raw, np.ndarray):
         return _from_array(raw, max_pixels)

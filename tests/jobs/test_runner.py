@@ -74,6 +74,17 @@ def test_bad_rows_become_error_entries_and_the_job_goes_on(tmp_path, ner):
     assert all(r["result"] is None for r in out if r["error"])
 
 
+def test_a_lone_surrogate_in_a_row_is_that_rows_input_error(tmp_path, ner):
+    # JSON allows "\\ud800"; no tokenizer or UTF-8 writer does. It used to surface as MD500 UnicodeEncodeError.
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "Tim Cook flew to Paris."}\n{"text": "bad \\ud800 text"}\n')
+    summary = run_job(ner, path, tmp_path / "out", column="text", progress=False)
+    assert (summary.rows, summary.errors) == (2, 1)
+    out = pq.read_table(tmp_path / "out").to_pylist()
+    assert out[0]["error"] is None
+    assert out[1]["error"]["code"] == "MD105" and "surrogate" in out[1]["error"]["message"]
+
+
 def test_text_folder(tmp_path, ner):
     folder = tmp_path / "docs"
     folder.mkdir()

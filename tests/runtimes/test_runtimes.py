@@ -100,3 +100,19 @@ def test_transformers_runtime_rejects_bad_device_and_missing_path(tmp_path) -> N
         TransformersRuntime.load(tmp_path / "missing")
     with pytest.raises(UnknownNameError, match="head"):
         TransformersRuntime.load(tmp_path, head="pizza")
+
+
+def test_a_cuda_device_this_machine_lacks_is_a_clear_config_error() -> None:
+    torch = pytest.importorskip("torch")
+    import modeldeck
+    from modeldeck.errors import ConfigError
+    from modeldeck.runtimes.transformers import resolve_device
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(ConfigError, match=f"cuda:{count}") as caught:
+        resolve_device(f"cuda:{count}")  # one past the last device, whatever the machine has
+    assert caught.value.code == "MD010"
+    if count == 0:
+        with pytest.raises(ConfigError, match="no usable CUDA device") as caught:
+            modeldeck.load("embed", device="cuda")
+        assert "device='cpu'" in str(caught.value)

@@ -91,6 +91,18 @@ def test_malformed_and_non_utf8_bodies_are_400(live, echo_task, tmp_path):
     assert predict(server, {"inputs": "café"}).json()["outputs"] == [{"text": "café"}]
 
 
+def test_a_lone_surrogate_in_the_body_is_its_own_input_error(live, echo_task, tmp_path):
+    server = start(live, echo_task, tmp_path)
+    url = f"{server.url}/v1/models/echo/predict"
+    response = httpx.post(url, content=b'{"inputs": "bad \\ud800 text"}', headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["error"]["code"] == "MD105"
+    assert "surrogate" in response.json()["error"]["message"]
+    paired = httpx.post(url, content=b'{"inputs": "ok \\ud83d\\ude00"}', headers={"content-type": "application/json"})
+    assert paired.json()["outputs"] == [{"text": "ok \U0001f600"}]
+    truncated = httpx.post(url, content=b'{"inputs": "x', headers={"content-type": "application/json"})
+    assert truncated.status_code == 400 and truncated.json()["error"]["code"] == "MD104"  # broken JSON stays MD104
+
+
 def test_unknown_model_is_404_listing_the_served_ones(live, echo_task, tmp_path):
     server = start(live, echo_task, tmp_path)
     response = httpx.post(f"{server.url}/v1/models/nope/predict", json={"inputs": "a"})

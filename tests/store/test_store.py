@@ -119,6 +119,24 @@ def test_unknown_model_lists_known_names(settings: Settings) -> None:
     assert "en_core_web_sm" in message and "all-MiniLM-L6-v2" in message and "embed" in message
 
 
+@pytest.mark.parametrize(
+    ("ref", "suggested"),
+    [
+        ("nerr", "'ner'"),
+        ("all-minilm-l6-v2", "'all-MiniLM-L6-v2'"),
+        ("face-detct", "'face-detect'"),
+        ("chatt", "'chat'"),
+    ],
+)
+def test_a_mistyped_model_or_task_gets_a_suggestion_and_every_task_is_listed(
+    settings: Settings, ref: str, suggested: str
+) -> None:
+    with pytest.raises(UnknownModelError, match=f"did you mean {suggested}") as err:
+        ModelStore(settings).resolve(ref)
+    tasks = err.value.hint.split("tasks: ")[1].split(";")[0].split(", ")  # type: ignore[union-attr]
+    assert {"chat", "classify", "qa", "translate", "detect", "segment", "face-verify", "ner"} <= set(tasks)
+
+
 # -- user catalog ------------------------------------------------------------------------
 
 

@@ -195,3 +195,37 @@ def save_tiny_nllb(path: Path, *, max_positions: int = 128) -> Path:
     tokenizer.save_pretrained(path)
     model.save_pretrained(path)
     return path
+
+
+def save_tiny_t5(path: Path) -> Path:
+    """A random-weight ``T5ForConditionalGeneration``: relative positions, so its config has no
+    ``max_position_embeddings``, and a tokenizer that declares no ``model_max_length``."""
+    import torch
+    import transformers
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["<pad>", "</s>", "<unk>"]
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=_word_level_tokenizer(TRANSLATE_WORDS, specials),
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
+    config = transformers.T5Config(
+        vocab_size=len(specials) + len(TRANSLATE_WORDS),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=1,
+        num_heads=2,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+        architectures=["T5ForConditionalGeneration"],
+    )
+    torch.manual_seed(3)
+    model = transformers.T5ForConditionalGeneration(config)
+    tokenizer.save_pretrained(path)
+    model.save_pretrained(path)
+    return path

@@ -10,6 +10,7 @@ from modeldeck.errors import (
     InputError,
     InputTooLargeError,
     InputTypeError,
+    InvalidTextError,
     OptionError,
     UnknownNameError,
 )
@@ -32,6 +33,7 @@ def task(request):
         (None, InputTypeError, "NoneType"),
         ({"text": "hi"}, InputTypeError, "dict"),
         (b"caf\xe9", InputDecodeError, "UTF-8"),
+        ("caf\ud800e", InvalidTextError, "surrogate '\\\\ud800' at character 3"),
     ],
 )
 def test_bad_text(task, raw, error, words) -> None:
@@ -60,6 +62,11 @@ def test_unknown_option(task) -> None:
     with pytest.raises(OptionError, match="unknown option 'colour'") as info:
         task("some text", colour="red")
     assert "valid options" in str(info.value)
+
+
+def test_a_mistyped_option_gets_a_suggestion(embedder) -> None:
+    with pytest.raises(OptionError, match=r"unknown option 'normalise' \(did you mean 'normalize'\?\)"):
+        embedder("some text", normalise=True)
 
 
 @pytest.mark.parametrize(

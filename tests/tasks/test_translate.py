@@ -14,7 +14,7 @@ from modeldeck.tasks.results import to_arrow
 from modeldeck.tasks.translate import TranslateTask, Translation
 from modeldeck.types import ModelInfo
 
-from .language_models import NLLB_LANGS, save_tiny_marian, save_tiny_nllb
+from .language_models import NLLB_LANGS, save_tiny_marian, save_tiny_nllb, save_tiny_t5
 
 DOC = (
     "Hello world. The cat sat on the mat! A dog runs fast?\n\n  We go home. It is late.\nGood morning\n\n\nI am here. "
@@ -275,3 +275,15 @@ def test_opus_mt_layout_with_sentencepiece_tokenizers(tmp_path: Path, home: Path
     result = task("the cat sat on the mat.\nwe go home.", max_new_tokens=40)
     direct = [_direct(task, sentence, 40) for sentence in ("the cat sat on the mat.", "we go home.")]
     assert result.sentences == 2 and result.text == "\n".join(direct)
+
+
+def test_a_t5_style_model_without_any_length_limit_falls_back_and_says_so(tmp_path: Path, home: Path) -> None:
+    # Regression: the tokenizer's "unset" model_max_length (int(1e30)) became the limit, and
+    # translate crashed with OverflowError: int too big to convert.
+    path = save_tiny_t5(tmp_path / "tiny-t5")
+    task = modeldeck.load("translate", model=str(path), settings=Settings(home=home))
+    assert task.runtime.max_tokens == 512
+    described = task.describe()
+    assert described["max_tokens"] == 512 and "fallback" in described["max_tokens_source"]
+    result = task("the cat sat on the mat. the dog ran.")
+    assert isinstance(result, Translation) and result.sentences == 1  # random weights: any text, no crash

@@ -427,6 +427,18 @@ def test_a_missing_file_name_says_so_rather_than_base64(tmp_path):
         resolve_paths(["street.JPEG"])
 
 
+@pytest.mark.parametrize("url", ["https://example.com/a.jpg", "http://example.com/street.png?size=2"])
+def test_an_image_url_says_urls_are_not_fetched(url):
+    # Regression: Path() folded the "//" and the user read "no image file at 'https:/example.com/a.jpg'".
+    task = detect_task()
+    for given in (url, Path(url)):  # a Python string, and the Path the CLI makes of an argument
+        with pytest.raises(InputTypeError, match="looks like a URL") as caught:
+            task(given)
+        assert "download the image first" in str(caught.value)
+    out = task.run_batch([(url, task.default_options)])  # the server and the jobs: a string there is base64
+    assert isinstance(out[0], InputTypeError) and "URL" in str(out[0])
+
+
 def test_task_call_accepts_paths(photo_file):
     task = detect_task()
     by_str, by_path = task(str(photo_file)), task(photo_file)

@@ -54,6 +54,14 @@ def add_parser(commands: Any) -> None:
     verify.add_argument("image_a")
     verify.add_argument("image_b")
     verify.add_argument("--model", help="face-verify model (default: the task's default)")
+    verify.add_argument(
+        "--largest",
+        action="store_true",
+        help="in a photo with several confident faces, use the largest (weak detections are ignored anyway)",
+    )
+    verify.add_argument(
+        "--match-threshold", type=float, metavar="DISTANCE", help="largest distance that matches (default: model's)"
+    )
     verify.add_argument("--json", action="store_true", help="print the verification as JSON")
 
     listing = verbs.add_parser("list", help="the people in a gallery and how many photos each has")
@@ -230,7 +238,9 @@ def _verify(args: argparse.Namespace) -> int:
     from .. import load
 
     task = load("face-verify", model=args.model) if args.model else load("face-verify")
-    result = task(Path(args.image_a), Path(args.image_b))  # Path: read as a file, never as base64
+    options = {"largest": args.largest, "match_threshold": args.match_threshold}
+    # Path: read as a file, never as base64
+    result = task(Path(args.image_a), Path(args.image_b), **{k: v for k, v in options.items() if v is not None})
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

@@ -7,10 +7,12 @@ import json
 from dataclasses import asdict
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import Settings
-from ..errors import StoreError
+from ..errors import StoreError, UnknownModelError, did_you_mean
+from ..store import ModelStatus
 
 __all__ = ["run_models"]
 
@@ -20,6 +22,52 @@ def _split(ref: str) -> tuple[str, str | None]:
     return name, version or None
 
 
+# Below this many columns the seven-column table truncates every cell: each model gets two lines instead.
+_WIDE = 110
+
+
+def _with_task(rows: list[ModelStatus], task: str) -> list[ModelStatus]:
+    known = sorted({t for status in rows for t in status.tasks})
+    if task not in known:
+        raise UnknownModelError(
+            f"no model serves the task {task!r}{did_you_mean(task, known)}", hint=f"tasks: {', '.join(known)}"
+        )
+    return [status for status in rows if task in status.tasks]
+
+
+def _table(rows: list[ModelStatus]) -> Table:
+    table = Table("name", "tasks", "runtime", "source", "license", "installed", "default for", box=None)
+    table.columns[0].no_wrap = True
+    for status in rows:
+        table.add_row(
+            status.name,
+            ", ".join(status.tasks),
+            status.runtime,
+            status.source,
+            status.license,
+            ", ".join(status.installed) or "[dim]-[/]",
+            ", ".join(status.default_for),
+        )
+    return table
+
+
+def _print_compact(console: Console, rows: list[ModelStatus]) -> None:
+    """Two lines a model, no cell cut short: name and installed versions, then what it is."""
+    for status in rows:
+        installed = ", ".join(status.installed)
+        console.print(
+            f"[bold]{escape(status.name)}[/]  "
+            + (f"[green]{escape(installed)}[/]" if installed else "[dim]not installed[/]"),
+            overflow="fold",
+        )
+        tasks = ", ".join(f"{t}*" if t in status.default_for else t for t in status.tasks)
+        console.print(
+            f"  {escape(tasks)} · {escape(status.runtime)} · {status.source} · {escape(status.license)}",
+            overflow="fold",
+        )
+    console.print("[dim]* the task's default model; --json for every field, `modeldeck models show NAME` for one[/]")
+
+
 def run_models(args: argparse.Namespace) -> int:
     from ..store import ModelStore
 
@@ -27,19 +75,15 @@ def run_models(args: argparse.Namespace) -> int:
     store = ModelStore(Settings.from_env())
     verb = args.verb
     if verb == "list":
-        table = Table("name", "tasks", "runtime", "source", "license", "installed", "default for", box=None)
-        table.columns[0].no_wrap = True
-        for status in store.list_models():
-            table.add_row(
-                status.name,
-                ", ".join(status.tasks),
-                status.runtime,
-                status.source,
-                status.license,
-                ", ".join(status.installed) or "[dim]-[/]",
-                ", ".join(status.default_for),
-            )
-        console.print(table)
+        rows = store.list_models()
+        if args.task is not None:
+            rows = _with_task(rows, args.task)
+        if args.json:
+            print(json.dumps([asdict(status) for status in rows], indent=2))
+        elif console.width >= _WIDE:
+            console.print(_table(rows))
+        else:
+            _print_compact(console, rows)
     elif verb == "show":
         name, version = _split(args.name)
         status = next((s for s in store.list_models() if s.name == name), None)
@@ -57,7 +101,7 @@ def run_models(args: argparse.Namespace) -> int:
                 task.close()
         print(json.dumps(shown, indent=2))
     elif verb == "pull":
-        info = store.pull(args.name, progress=not args.quiet)
+        info = store.pull(args.name, progress=not args.quiet, force=args.force)
         console.print(f"[green]pulled[/] {info.name}@{info.version} -> {info.path}")
     elif verb == "import":
         info = store.import_model(

@@ -146,7 +146,14 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outputs, ensure_ascii=False))
     else:
-        render_outputs(task.name, inputs, outputs)
+        from ._hints import cli_error_dict
+
+        # The table is read by a person at the command line: hints name this command's flags.
+        shown = [
+            {"error": cli_error_dict(r, args)} if isinstance(r, ModelDeckError) else o
+            for r, o in zip(results, outputs, strict=True)
+        ]
+        render_outputs(task.name, inputs, shown)
     if targets:
         for target in save_drawings(targets, inputs, results):
             print(f"saved {target}", file=sys.stderr)

@@ -21,6 +21,7 @@ from ..errors import (
     NotFoundError,
     ServiceError,
     StoreError,
+    did_you_mean,
 )
 
 __all__ = ["exit_code", "main"]
@@ -104,12 +105,15 @@ def _build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list, show, pull, import, remove and verify models")
     verbs = models.add_subparsers(dest="verb", metavar="VERB", required=True)
-    verbs.add_parser("list", help="every model in the catalog and the store")
+    listing = verbs.add_parser("list", help="every model in the catalog and the store")
+    listing.add_argument("--task", help="only the models that serve this task")
+    listing.add_argument("--json", action="store_true", help="print every field as JSON")
     show = verbs.add_parser("show", help="one model's entry, card and installed versions")
     show.add_argument("name")
     pull = verbs.add_parser("pull", help="download a model into the store (verified, resumable)")
     pull.add_argument("name")
     pull.add_argument("--quiet", action="store_true", help="no progress bar")
+    pull.add_argument("--force", action="store_true", help="fetch again even if installed (after a failed check)")
     imp = verbs.add_parser("import", help="import a local file or directory as a named model version")
     imp.add_argument("path")
     imp.add_argument("--name", required=True)
@@ -139,9 +143,43 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parse_args``, except that inputs may also follow options: ``predict ner --model X "text"``.
+
+    argparse fills a ``nargs`` list positional once, before the options, and rejects what comes
+    after; ``parse_intermixed_args`` would fix that but does not work with sub-commands.
+    """
+    args, extras = parser.parse_known_args(argv)
+    if extras and isinstance(getattr(args, "folder", None), list):
+        args.folder.extend(x for x in extras if not x.startswith("-"))
+        extras = [x for x in extras if x.startswith("-")]
+    if extras and isinstance(getattr(args, "inputs", None), list):
+        args.inputs.extend(x for x in extras if x == "-" or not x.startswith("-"))
+        extras = [x for x in extras if x != "-" and x.startswith("-")]
+    if extras:
+        hint = did_you_mean(extras[0].split("=")[0], _flags_of(parser, args)) if extras[0].startswith("--") else ""
+        parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+    return args
+
+
+def _flags_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The option strings of the sub-command that ran (argparse keeps its actions in ``_actions``)."""
+    flags: list[str] = []
+    current = parser
+    for dest in ("command", "verb"):
+        sub = next((a for a in current._actions if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(args, dest, None)
+        if sub is None or name not in sub.choices:
+            break
+        current = sub.choices[name]
+    for action in current._actions:
+        flags += [flag for flag in action.option_strings if flag.startswith("--")]
+    return flags
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if args.command is None:
         parser.print_help()
         return 0
@@ -171,7 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             module, _, function = handler.partition(":")
             return int(getattr(importlib.import_module(module), function)(args))
     except ModelDeckError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from ._hints import cli_error_text
+
+        print(f"error: {cli_error_text(exc, args)}", file=sys.stderr)
         return exit_code(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -240,7 +240,10 @@ class Gallery:
         if not faces:
             raise NoFaceError("no face was found in the image to identify", hint="send a photo with a visible face")
         if largest:
-            faces = [max(faces, key=lambda f: _area(as_box(f.box)))]
+            from ..tasks.faces._embed import confident_faces
+
+            # The largest among the confident faces: a big, weak false detection is not a face to name.
+            faces = [max(confident_faces(faces), key=lambda f: _area(as_box(f.box)))]
         snap = self._current()
         identified = tuple(
             IdentifiedFace(as_box(f.box), float(f.score), rank(snap, self._query(f.vector), self.metric, top_k, limit))

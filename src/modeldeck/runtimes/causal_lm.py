@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, UnknownModelError
 from .base import import_framework
-from .transformers import model_memory_bytes, resolve_device
+from .transformers import model_memory_bytes, quiet_loading, resolve_device
 
 if TYPE_CHECKING:
     import torch
@@ -78,8 +78,9 @@ class CausalLMRuntime:
             raise UnknownModelError(f"no model folder at {str(path)!r}", hint="pull the model or fix its path")
         transformers = import_framework("transformers", package="transformers", extra="torch")
         torch_device = resolve_device(device)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = transformers.AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        with quiet_loading(transformers):
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = transformers.AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
         model.to(torch_device).eval()
         return cls(tokenizer, model, device=str(torch_device))
 

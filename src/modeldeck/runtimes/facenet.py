@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelNotInstalledError
+from ._checkpoint import load_torch_weights
 from .base import import_framework
 
 __all__ = ["INPUT_SIZE", "FacenetRuntime", "build_inception_resnet_v1"]
@@ -188,7 +189,7 @@ class FacenetRuntime:
     def load(cls, path: Path, *, device: str = "cpu") -> FacenetRuntime:
         torch = _torch()
         file = _weights_file(Path(path))
-        state = torch.load(str(file), map_location="cpu", weights_only=True)
+        state = load_torch_weights(torch, file)
         if not isinstance(state, Mapping):
             raise ModelNotInstalledError(
                 f"{str(file)!r} holds a {type(state).__name__}, not a FaceNet state dict",
@@ -203,7 +204,9 @@ class FacenetRuntime:
                 f"unexpected {len(unexpected)}, e.g. {unexpected[:3]})",
                 hint="use facenet-pytorch's released vggface2 or casia-webface weights",
             )
-        return cls(model, device)
+        from .transformers import resolve_device
+
+        return cls(model, str(resolve_device(device)))
 
     @property
     def input_size(self) -> int:

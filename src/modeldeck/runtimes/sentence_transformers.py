@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import UnknownModelError
 from .base import import_framework
-from .transformers import TokenizedText, model_memory_bytes, resolve_device, tokenize_with_offsets
+from .transformers import TokenizedText, model_memory_bytes, quiet_loading, resolve_device, tokenize_with_offsets
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -36,7 +36,8 @@ class SentenceTransformerRuntime:
             raise UnknownModelError(f"no model folder at {str(path)!r}", hint="pull the model or fix its path")
         st = import_framework("sentence_transformers", package="sentence-transformers", extra="torch")
         torch_device = resolve_device(device)
-        model = st.SentenceTransformer(str(path), device=str(torch_device), local_files_only=True)
+        with quiet_loading(import_framework("transformers", package="transformers", extra="torch")):
+            model = st.SentenceTransformer(str(path), device=str(torch_device), local_files_only=True)
         model.eval()
         runtime = cls(model, device=str(torch_device))
         runtime.tokenize("check")  # a slow tokenizer has no offsets: fail at load time, not per request

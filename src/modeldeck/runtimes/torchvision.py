@@ -13,7 +13,6 @@ that are returned.
 from __future__ import annotations
 
 import json
-import pickle
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, UnknownModelError, UnsafeModelFileError
+from ..errors import ConfigError, UnknownModelError
+from ._checkpoint import load_torch_weights
 from .base import import_framework
 
 if TYPE_CHECKING:
@@ -226,22 +226,7 @@ def build_model(architecture: str, num_classes: int, config: Mapping[str, Any] |
 
 def _state_dict(path: Path) -> dict[str, Any]:
     torch = _torch()
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch's message suggests weights_only=False; keep only the line naming what the file wanted to run.
-        lines = [line.strip() for line in str(exc).splitlines()]
-        reason = next((line for line in lines if "GLOBAL" in line or "global" in line.lower()), "")
-        raise UnsafeModelFileError(
-            f"{str(path)!r} needs code to load (it is a pickle of more than tensors), so it was refused"
-            + (f": {reason}" if reason else ""),
-            hint="save only the weights: torch.save(model.state_dict(), 'model.pth')",
-        ) from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise UnknownModelError(
-            f"{str(path)!r} is not a readable torch checkpoint ({type(exc).__name__}: {exc})",
-            hint="save the weights with torch.save(model.state_dict(), path)",
-        ) from None
+    loaded = load_torch_weights(torch, path)
     # Training scripts often wrap the weights: {"model": state_dict, "optimizer": ..., "epoch": ...}.
     for key in ("model", "state_dict", "model_state_dict"):
         if isinstance(loaded, Mapping) and isinstance(loaded.get(key), Mapping):

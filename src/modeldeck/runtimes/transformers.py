@@ -7,8 +7,10 @@ sequence classification, and sequence-to-sequence generation (Marian, M2M100, NL
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -89,11 +91,45 @@ def tokenize_with_offsets(tokenizer: Any, text: str) -> TokenizedText:
 
 
 def resolve_device(device: str) -> torch.device:
+    """``torch.device(device)``, refused here (not deep in a ``.to()``) when this machine lacks it."""
     torch = import_framework("torch", package="torch", extra="torch")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError):
         raise ConfigError(f"invalid torch device {device!r}", hint="use 'cpu', 'cuda', 'cuda:1' or 'mps'") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", built without CUDA")
+            raise ConfigError(
+                f"device {device!r} was asked for, but this machine has no usable CUDA device ({build})",
+                hint="load the model with device='cpu', or install a CUDA build of torch on a machine with a GPU",
+            )
+        if resolved.index is not None and resolved.index >= count:
+            raise ConfigError(
+                f"device {device!r} was asked for, but this machine has {count} CUDA device(s)",
+                hint=f"use one of cuda:0..cuda:{count - 1}",
+            )
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            f"device {device!r} was asked for, but MPS (Apple GPU) is not available here",
+            hint="load the model with device='cpu'",
+        )
+    return resolved
+
+
+@contextmanager
+def quiet_loading(transformers: ModuleType) -> Iterator[None]:
+    """No "Loading weights" progress bars while a local model loads: they are noise in a CLI's output
+    (even with --json) and in server logs. The library's own switch is flipped back afterwards."""
+    logging = transformers.utils.logging
+    was_enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()
 
 
 def model_memory_bytes(module: Any) -> int:
@@ -121,6 +157,10 @@ def _load_tokenizer(transformers: Any, path: Path) -> Any:
         raise
 
 
+_UNSET_TOKENIZER_LIMIT = 1_000_000
+_FALLBACK_TOKENS = 512
+
+
 class TransformersRuntime:
     """A fast tokenizer plus a model head, in eval mode, run under ``torch.inference_mode``."""
 
@@ -143,8 +183,9 @@ class TransformersRuntime:
             raise UnknownModelError(f"no model folder at {str(path)!r}", hint="pull the model or fix its path")
         transformers = import_framework("transformers", package="transformers", extra="torch")
         torch_device = resolve_device(device)
-        tokenizer = _load_tokenizer(transformers, path)
-        model = getattr(transformers, _HEADS[head]).from_pretrained(path, local_files_only=True)
+        with quiet_loading(transformers):
+            tokenizer = _load_tokenizer(transformers, path)
+            model = getattr(transformers, _HEADS[head]).from_pretrained(path, local_files_only=True)
         model.to(torch_device).eval()
         runtime = cls(tokenizer, model, device=str(torch_device))
         if head in _NEEDS_OFFSETS:
@@ -158,13 +199,29 @@ class TransformersRuntime:
     @property
     def max_tokens(self) -> int:
         """Longest input the model takes, special tokens included."""
+        return self.token_limit[0]
+
+    @property
+    def token_limit(self) -> tuple[int, str]:
+        """``max_tokens`` and where it comes from (shown in the model's description)."""
         config = self.model.config
-        limits = [int(self.tokenizer.model_max_length)]
+        limits: list[tuple[int, str]] = []
+        declared = getattr(self.tokenizer, "model_max_length", None)
+        # transformers writes int(1e30) when a tokenizer declares no limit: that is "unset", not a limit.
+        if isinstance(declared, int) and 0 < declared < _UNSET_TOKENIZER_LIMIT:
+            limits.append((declared, "the tokenizer's model_max_length"))
         positions = getattr(config, "max_position_embeddings", None)
         if positions:
             if getattr(config, "model_type", "") in _PADDED_POSITIONS:
                 positions -= int(getattr(config, "pad_token_id", 1) or 0) + 1
-            limits.append(int(positions))
+            limits.append((int(positions), "the config's max_position_embeddings"))
+        if not limits:
+            # Relative-position models (T5 and its kin) have no table of positions to overflow; 512 is
+            # the length they were trained at, so longer inputs are split rather than degraded.
+            return _FALLBACK_TOKENS, (
+                f"a fallback of {_FALLBACK_TOKENS}: neither the tokenizer (model_max_length) nor the config "
+                "(max_position_embeddings) sets a limit"
+            )
         return min(limits)
 
     @property

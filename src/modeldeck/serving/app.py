@@ -23,6 +23,7 @@ from ..config import Settings
 from ..errors import (
     InputDecodeError,
     InputError,
+    InvalidTextError,
     ModelDeckError,
     NotFoundError,
     OptionError,
@@ -178,6 +179,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if any(err.get("type") == "json_invalid" for err in exc.errors()) and _lone_surrogate(await request.body()):
+            text_error = InvalidTextError(
+                "the body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), which is not text",
+                hint="send well-formed Unicode: pair the surrogate or remove it",
+            )
+            return FastJSONResponse(error_body(text_error), status_code=status_for(text_error))
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
@@ -192,6 +199,15 @@ def _add_error_handlers(app: FastAPI) -> None:
             hint='send JSON like {"inputs": "text" or ["a", "b"], "options": {}}',
         )
         return FastJSONResponse(error_body(error), status_code=400 if "JSON" in error.message else 422)
+
+
+def _lone_surrogate(body: bytes) -> bool:
+    """JSON that the server's parser refused but the standard library reads: its escapes name lone surrogates."""
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
 
 
 def _allowed_methods(request: Request) -> list[str]:

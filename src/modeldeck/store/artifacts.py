@@ -274,6 +274,16 @@ class ArtifactStore:
                 removed.append(blob.name)
         return removed
 
+    def drop_corrupt_blobs(self, manifest: Manifest) -> list[str]:
+        """Delete the blobs of ``manifest`` whose bytes no longer match their name (edited through a link)."""
+        dropped = []
+        for record in manifest.files.values():
+            blob = self.blobs / record.sha256
+            if blob.is_file() and sha256_file(blob) != record.sha256:
+                blob.unlink()
+                dropped.append(record.sha256)
+        return dropped
+
     def verify(self, manifest: Manifest) -> tuple[int, tuple[str, ...]]:
         files = self.model_dir(manifest.name, manifest.version) / "files"
         problems = []

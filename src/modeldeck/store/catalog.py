@@ -125,5 +125,9 @@ class Catalog:
     def names(self) -> list[str]:
         return [e.name for e in self.entries]
 
+    def tasks(self) -> list[str]:
+        """Every task some catalog model serves."""
+        return sorted({t for e in self.entries for t in e.tasks})
+
     def default_tasks(self) -> list[str]:
         return sorted({t for e in self.entries for t in e.default_for})

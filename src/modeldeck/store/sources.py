@@ -31,6 +31,7 @@ __all__ = [
     "Source",
     "URLSource",
     "check_record",
+    "record_digests",
     "source_from_dict",
     "source_kinds",
 ]
@@ -62,6 +63,7 @@ class FetchContext:
     progress: bool
     transport: Transport | None = None
     hub_download: HubDownload | None = None
+    hub_endpoint: str | None = None
 
 
 @runtime_checkable
@@ -184,25 +186,30 @@ def _pip_version(model_dir: Path, dist: str | None) -> str:
     return "unknown"
 
 
-def check_record(distribution: str, under: Path) -> tuple[int, tuple[str, ...]]:
-    """Check the files of ``distribution`` below ``under`` against the hashes in its RECORD."""
-    files = importlib.metadata.files(distribution) or []
+def record_digests(distribution: str, under: Path) -> list[tuple[Path, str]]:
+    """The files of ``distribution`` below ``under`` with the sha256 (hex) its RECORD gives them."""
     root = under.resolve()
-    checked, problems = 0, []
-    for item in files:
+    found = []
+    for item in importlib.metadata.files(distribution) or []:
         if item.hash is None or item.hash.mode != "sha256":
             continue
         path = Path(str(item.locate())).resolve()
-        if not path.is_relative_to(root):
-            continue
+        if path.is_relative_to(root):
+            found.append((path, base64.urlsafe_b64decode(item.hash.value + "=" * (-len(item.hash.value) % 4)).hex()))
+    return found
+
+
+def check_record(distribution: str, under: Path) -> tuple[int, tuple[str, ...]]:
+    """Check the files of ``distribution`` below ``under`` against the hashes in its RECORD."""
+    checked, problems = 0, []
+    for path, expected in record_digests(distribution, under):
         checked += 1
         if not path.is_file():
             problems.append(f"missing: {path}")
             continue
-        digest = hashlib.sha256(path.read_bytes()).digest()
-        actual = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-        if actual != item.hash.value:
-            problems.append(f"corrupted: {path} (RECORD sha256={item.hash.value}, actual {actual})")
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual != expected:
+            problems.append(f"corrupted: {path} (RECORD sha256={expected}, actual {actual})")
     return checked, tuple(problems)
 
 
@@ -238,10 +245,23 @@ class HFSource:
         return None
 
     def fetch(self, dest: Path, ctx: FetchContext) -> Path:
+        if ctx.hub_download is None:
+            from ._hub import HubRef, resolve_commit
+
+            # One quick request first: snapshot_download retries a dead network 5 times over ~24 s.
+            resolve_commit(HubRef(self.repo_id, self.revision), endpoint=ctx.hub_endpoint, probe=True)
         download = ctx.hub_download or _snapshot_download()
         patterns = list(self.allow_patterns) if self.allow_patterns is not None else None
+        # The hub library keeps refs and tree listings in a cache of its own: keep it in staging too.
+        where: dict[str, Any] = (
+            {"endpoint": ctx.hub_endpoint, "cache_dir": str(dest / ".cache" / "hub")} if ctx.hub_endpoint else {}
+        )
+        if not ctx.progress:  # --quiet, a pipe, a server: the hub library's tqdm bars stay off too
+            where["tqdm_class"] = _silent_tqdm()
         try:
-            download(repo_id=self.repo_id, revision=self.revision, local_dir=str(dest), allow_patterns=patterns)
+            download(
+                repo_id=self.repo_id, revision=self.revision, local_dir=str(dest), allow_patterns=patterns, **where
+            )
         except ModelDeckError:
             raise
         except Exception as exc:
@@ -255,6 +275,17 @@ class HFSource:
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
+
+
+def _silent_tqdm() -> type:
+    from tqdm.auto import tqdm
+
+    class SilentTqdm(tqdm):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return SilentTqdm
 
 
 def _snapshot_download() -> HubDownload:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeVar, overload
@@ -15,9 +16,11 @@ from ..errors import (
     InputError,
     InputTooLargeError,
     InputTypeError,
+    InvalidTextError,
     ModelDeckError,
     OptionError,
     UnknownNameError,
+    did_you_mean,
 )
 from ..images import DEFAULT_MAX_IMAGE_PIXELS
 from ..types import ModelInfo, Result
@@ -33,12 +36,14 @@ __all__ = [
     "Options",
     "Task",
     "TransformersHead",
+    "check_surrogates",
     "check_text",
     "option_error",
     "unsupported_runtime",
 ]
 
 DEFAULT_MAX_TEXT_CHARS = 1_000_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: What one input of a task is; the server, the jobs and the CLI decode and route inputs by it.
 InputKind = Literal["text", "image", "image-pair", "tensor"]
@@ -64,7 +69,7 @@ def option_error(task: str, options_type: type[Options], err: ValidationError) -
     for item in err.errors():
         where = ".".join(str(part) for part in item["loc"]) or "options"
         if item["type"] == "extra_forbidden":
-            problems.append(f"unknown option {where!r}")
+            problems.append(f"unknown option {where!r}{did_you_mean(where, options_type.model_fields)}")
         else:
             problems.append(f"option {where!r}: {item['msg']} (got {item.get('input')!r})")
     return OptionError(f"{task}: {'; '.join(problems)}", hint=f"valid options for {task}: {valid}")
@@ -95,7 +100,18 @@ def check_text(raw: object, *, max_chars: int = DEFAULT_MAX_TEXT_CHARS, field: s
             f"{field} has {len(raw):,} characters, more than the limit of {max_chars:,}",
             hint="split the text, or raise MODELDECK_MAX_TEXT_CHARS",
         )
+    check_surrogates(raw, field)
     return raw
+
+
+def check_surrogates(text: str, field: str = "input") -> None:
+    """Refuse lone surrogates (``"\\ud800"``): JSON and Python allow them, no tokenizer or UTF-8 codec does."""
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise InvalidTextError(
+            f"{field} holds a lone surrogate {found.group()!r} at character {found.start()} (not valid Unicode)",
+            hint="encode the text as UTF-8 before sending it; a surrogate pair must be decoded into one character",
+        )
 
 
 def unsupported_runtime(task: str, info: ModelInfo, supported: Sequence[str]) -> UnknownNameError:

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, TypeVa
 
 from pydantic import Field, field_validator
 
-from ..errors import ConfigError, InputError, InputTooLargeError, InputTypeError, OptionError
+from ..errors import ConfigError, InputError, InputTooLargeError, InputTypeError, OptionError, OptionFix
 from ..types import ModelInfo
 from ._backend import BackendBase
-from .base import Options, ResT, Task, check_text
+from .base import Options, ResT, Task, check_surrogates, check_text
 from .results import _pyarrow
 
 if TYPE_CHECKING:
@@ -428,6 +428,7 @@ def _messages(raw: Any, max_chars: int) -> list[dict[str, str]]:
                 f"messages[{i}]['content'] must be a string, got {type(content).__name__}",
                 hint="send the message text as a string",
             )
+        check_surrogates(content, f"messages[{i}]['content']")
         total += len(content)
         messages.append({"role": role, "content": content})
     if total > max_chars:
@@ -470,11 +471,12 @@ class ChatTask(CausalLMTask[ChatResult, ChatOptions]):
             self.template = card_template if isinstance(card_template, str) else backend.runtime.chat_template
         super().__init__(info, backend, **kwargs)
         if backend is not None and self.template is None and self.default_options.chat_template is None:
+            python = "modeldeck.load('chat', model=..., chat_template='{% for m in messages %}...{% endfor %}')"
             raise ConfigError(
                 f"model {info.name!r} has no chat template, so the chat task cannot build its prompts",
-                hint="pass one when loading: modeldeck.load('chat', model=..., chat_template='{% for m in messages %}"
-                "...{% endfor %}'), set 'chat_template' in the model's catalog card, or save the tokenizer "
-                "with a chat_template; plain text generation works with the 'generate' task",
+                hint=f"pass one when loading: {python}, set 'chat_template' in the model's catalog card, or save "
+                "the tokenizer with a chat_template; plain text generation works with the 'generate' task",
+                fix=OptionFix("chat_template", None, python),
             )
 
     def check_options(self, options: ChatOptions) -> ChatOptions:

@@ -273,4 +273,10 @@ class TranslateTask(Task[_Encoded, list[str], Translation, TranslateOptions]):
 
     def describe(self) -> dict[str, Any]:
         langs = self.languages
-        return {**super().describe(), "languages": list(langs.codes or langs.marian_targets)}
+        limit, source = self.runtime.token_limit
+        return {
+            **super().describe(),
+            "languages": list(langs.codes or langs.marian_targets),
+            "max_tokens": limit,
+            "max_tokens_source": source,
+        }

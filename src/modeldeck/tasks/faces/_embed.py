@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from ...errors import MultipleFacesError, NoFaceError, OptionError
+from ...errors import MultipleFacesError, NoFaceError, OptionError, OptionFix
 from ...images import Image
 from ...types import ModelInfo
 from .._image_task import ImageTask
@@ -18,7 +18,7 @@ from ._detectors import DetectionOptions, DlibFaceDetector, FoundFace, check_det
 from ._embedders import FaceEmbedder
 from ._results import EmbeddedFace, FaceEmbeddings
 
-__all__ = ["FaceEmbedOptions", "FaceEmbedTask", "select_face"]
+__all__ = ["CONFIDENT_FRACTION", "FaceEmbedOptions", "FaceEmbedTask", "confident_faces", "select_face"]
 
 
 class FaceEmbedOptions(DetectionOptions):
@@ -40,19 +40,47 @@ class Prepared:
     options: Any
 
 
+#: A face counts as one of "several" only if it scores at least this fraction of the image's best face.
+#: Measured with dlib HOG on every face photo the tests use (``python benchmarks/face_scores.py``):
+#: a second real face scores >= 0.94x the best, the false detections (the astronaut's mission
+#: patch, suit edges) <= 0.35x at upsample 1 and <= 0.08x at upsample 0. Other detectors' scores
+#: (dlib CNN, YuNet) sit on a similar 0..~1.5 scale, or are all equal (Haar).
+CONFIDENT_FRACTION = 0.5
+
+
+def confident_faces(faces: Sequence[EmbeddedFace]) -> list[EmbeddedFace]:
+    """The faces (highest score first) that score at least ``CONFIDENT_FRACTION`` of the best one."""
+    if not faces:
+        return []
+    best = max(f.score for f in faces)
+    if best <= 0:  # a negative threshold was asked for: no scale to compare on, so every face counts
+        return list(faces)
+    return [f for f in faces if f.score >= CONFIDENT_FRACTION * best]
+
+
 def select_face(result: FaceEmbeddings, *, largest: bool = False, what: str = "the image") -> EmbeddedFace:
-    """The one face of ``result``; ``NoFaceError`` if none, ``MultipleFacesError`` if several (unless ``largest``)."""
+    """The one face of ``result``, chosen by detection confidence.
+
+    Faces scoring under ``CONFIDENT_FRACTION`` of the best are ignored (false detections such as a
+    patch on a sleeve). ``NoFaceError`` if there is no face, ``MultipleFacesError`` if several
+    confident ones remain, unless ``largest``, which takes the largest box among the confident faces.
+    """
     if not result.faces:
         raise NoFaceError(
             f"no face was found in {what} ({result.width}x{result.height})",
             hint="send a photo with a clearly visible, roughly frontal face; for small faces pass upsample=1 or 2",
+            fix=OptionFix("upsample", 1, "upsample=1"),
         )
-    if len(result.faces) > 1 and not largest:
+    confident = confident_faces(result.faces)
+    if len(confident) > 1 and not largest:
+        ignored = len(result.faces) - len(confident)
         raise MultipleFacesError(
-            f"{len(result.faces)} faces were found in {what}, where one was expected",
+            f"{len(confident)} faces were found in {what}, where one was expected"
+            + (f" ({ignored} weaker detection(s) ignored)" if ignored else ""),
             hint="crop the image to one face, or pass largest=True to use the largest face",
+            fix=OptionFix("largest", True, "largest=True"),
         )
-    return result.largest() if largest else result.faces[0]  # type: ignore[no-any-return]
+    return max(confident, key=lambda f: f.area) if largest else confident[0]
 
 
 class FaceEmbedTask(ImageTask[Prepared, list[tuple[FoundFace, np.ndarray]], FaceEmbeddings, FaceEmbedOptions]):
