@@ -168,7 +168,17 @@ class Settings:
     )
     #: Paths answered without a key (the playground's page and files hold no data; its API calls need one).
     auth_exempt: tuple[str, ...] = field(
-        default=("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/docs/", "/", "/playground/"),
+        default=(
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/v1/metrics",
+            "/docs",
+            "/openapi.json",
+            "/docs/",
+            "/",
+            "/playground/",
+        ),
         metadata={"env": "MODELDECK_AUTH_EXEMPT", "parse": _parse_names},
     )
     #: The Hugging Face Hub (or a mirror) that repo ids are pulled from; the hub's own variable.

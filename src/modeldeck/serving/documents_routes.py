@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..config import Settings
 from ..errors import DocumentIndexNotFoundError, InputDecodeError, InputTooLargeError, OptionError
 from ..tasks.base import check_text
+from .errors import error_responses
 
 if TYPE_CHECKING:
     from .._api import Loader
@@ -111,7 +112,7 @@ def _holder(request: Request) -> DocumentsHolder:
     return request.app.state.documents  # type: ignore[no-any-return]
 
 
-@router.get("")
+@router.get("", responses=error_responses(401, 404, 500))
 async def documents(request: Request) -> dict[str, Any]:
     """The served index: its folder, embedding model, reader, chunk count and files."""
     return await run_in_threadpool(_holder(request).describe)
@@ -144,6 +145,7 @@ def _parse(body: bytes) -> AskRequest:
 
 @router.post(
     "/ask",
+    responses=error_responses(400, 401, 404, 413, 422, 500),
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": AskRequest.model_json_schema()}}}
     },
