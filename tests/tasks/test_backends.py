@@ -8,13 +8,15 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 
 from modeldeck.errors import UnknownNameError
 from modeldeck.runtimes import RUNTIMES
 from modeldeck.tasks import BACKENDS, TASKS
-from modeldeck.tasks._backend import BackendRegistry
+from modeldeck.tasks._backend import BackendBase, BackendRegistry
 from modeldeck.types import ModelInfo
 
 
@@ -137,3 +139,31 @@ def test_a_backend_from_another_distribution_serves_modeldeck_load(tmp_path):
     assert out["backend"] == "RulesNER" and out["runtime"] == "mdext-rules" and out["labels"] == ["DATE", "ORDER"]
     spans = [(e["text"], e["label"], e["start"], e["end"]) for e in out["entities"]]
     assert spans == [("AB-1234", "ORDER", 6, 13), ("2024-05-01", "DATE", 46, 56)]
+
+
+class _Recorder(BackendBase):
+    """A backend that records being closed."""
+
+    closed: ClassVar[list[object]] = []
+    labels = ("X",)
+
+    @classmethod
+    def load(cls, info, *, device):
+        return cls(SimpleNamespace(name="recorder", device=device, memory_bytes=lambda: None))
+
+    def close(self) -> None:
+        _Recorder.closed.append(self)
+
+
+def test_a_loaded_backend_is_closed_when_the_task_refuses_its_options(monkeypatch, tmp_path):
+    from modeldeck.errors import OptionError
+    from modeldeck.tasks.ner import NERTask
+
+    monkeypatch.setitem(BACKENDS._targets, ("ner", "recorder"), f"{__name__}:_Recorder")
+    monkeypatch.setitem(RUNTIMES._targets, "recorder", f"{__name__}:_Recorder")
+    info = ModelInfo("m", "1", ("ner",), "recorder", tmp_path)
+    with pytest.raises(OptionError, match="colour"):
+        NERTask.from_model(info, colour="red")
+    assert len(_Recorder.closed) == 1
+    task = NERTask.from_model(info)
+    assert task.backend is not _Recorder.closed[0] and len(_Recorder.closed) == 1

@@ -191,14 +191,18 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
             raise UnknownNameError("runtime", info.runtime, RUNTIMES.names())
         load_args = {key: options.pop(key) for key in cls.load_args & options.keys()}
         backend = BACKENDS.get(cls.name, info.runtime).load(info, device=device, **load_args)
-        return cls(
-            info,
-            backend,
-            batch_size=batch_size,
-            max_text_chars=max_text_chars,
-            max_image_pixels=max_image_pixels,
-            options={**backend.option_defaults, **options},
-        )
+        try:
+            return cls(
+                info,
+                backend,
+                batch_size=batch_size,
+                max_text_chars=max_text_chars,
+                max_image_pixels=max_image_pixels,
+                options={**backend.option_defaults, **options},
+            )
+        except BaseException:  # bad options, or a model this task cannot serve: release what was loaded
+            backend.close()
+            raise
 
     def _validate(self, options: Mapping[str, Any]) -> OptT:
         try:
