@@ -118,6 +118,19 @@ def rss_bytes(pid: int) -> int:
     return sum(_own_rss(p) for p in [pid, *_descendants(pid)])
 
 
+def best_times(fns: list[Any], rounds: int) -> list[float]:
+    """Best time of each function, the functions interleaved round by round so drift hits them alike."""
+    best = [float("inf")] * len(fns)
+    for fn in fns:
+        fn()
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            started = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - started)
+    return best
+
+
 def save(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import io
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from _common import save
+from _common import best_times, save
 
 
 def photos(n: int) -> list[bytes]:
@@ -32,19 +31,6 @@ def photos(n: int) -> list[bytes]:
         Image.fromarray(sources[i % len(sources)]).save(buffer, "JPEG", quality=90)
         out.append(buffer.getvalue())
     return out
-
-
-def _best(fns: list[Any], rounds: int) -> list[float]:
-    """Best time of each function, interleaved round by round so drift hits them alike."""
-    best = [float("inf")] * len(fns)
-    for fn in fns:
-        fn()
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            started = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - started)
-    return best
 
 
 def run(rounds: int, batch: int, threads: int) -> dict[str, Any]:
@@ -82,7 +68,7 @@ def run(rounds: int, batch: int, threads: int) -> dict[str, Any]:
         def modeldeck_path() -> list[Any]:
             return task.run_batch([(b, options) for b in images])
 
-        reference, ours, prep = _best([torchvision_path, modeldeck_path, preprocess_only], rounds)
+        reference, ours, prep = best_times([torchvision_path, modeldeck_path, preprocess_only], rounds)
     out = {
         "batch": batch,
         "rounds": rounds,

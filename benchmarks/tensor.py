@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import save, server
+from _common import best_times, save, server
 
 from modeldeck.cli._bench import BenchReport, run_bench
 
@@ -96,19 +95,6 @@ def run_served(duration: float, which: str) -> dict[str, Any]:
     return out
 
 
-def _best(fns: list[Any], rounds: int) -> list[float]:
-    """Best time of each function, the functions interleaved round by round so drift hits them alike."""
-    best = [float("inf")] * len(fns)
-    for fn in fns:
-        fn()
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            started = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - started)
-    return best
-
-
 def _overhead(model: str, path: Path, rounds: int) -> dict[str, float]:
     import modeldeck
 
@@ -133,7 +119,7 @@ def _overhead(model: str, path: Path, rounds: int) -> dict[str, float]:
             with torch.inference_mode():
                 return module(x)
 
-    framework, arrays, lists = _best(
+    framework, arrays, lists = best_times(
         [
             direct,
             lambda: task.run_batch([(e, options) for e in as_arrays]),
