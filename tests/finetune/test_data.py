@@ -102,6 +102,8 @@ def test_unreadable_files_and_bad_settings_are_clear_errors(tmp_path: Path, sett
         finetune("classify", data=good, name="m", settings=settings, epochs=0)
     with pytest.raises(OptionError, match="unknown option 'epoch'"):
         finetune("classify", data=good, name="m", settings=settings, epoch=3)
+    with pytest.raises(OptionError, match="lm_epochs is stage 1 of the ulmfit recipe"):
+        finetune("classify", data=good, name="m", settings=settings, recipe="plain", lm_epochs=2)
     with pytest.raises(UnknownNameError, match="classify"):
         finetune("summarize", data=good, name="m", settings=settings)
     valid = tmp_path / "v.csv"

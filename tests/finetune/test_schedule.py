@@ -128,10 +128,9 @@ def test_plain_recipe_trains_every_group_at_one_rate_with_linear_decay(
         batch_size=32,
         max_length=16,
         lr=1e-4,
-        lm_epochs=3,
     )
     total = 2 * 96 // 32
-    assert len(seen) == total  # lm_epochs is a ulmfit stage: plain has none
+    assert len(seen) == total  # one stage: plain has no language-model stage (lm_epochs is refused with it)
     for step, (rates, trainable) in enumerate(seen):
         assert rates == pytest.approx([1e-4 * (total - step) / total] * 4)
         assert trainable == [True] * 4

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..config import Settings
 from ..errors import InputError, JobError, UnknownModelError, UnknownNameError
@@ -54,6 +54,15 @@ class FinetuneConfig(BaseModel):
     valid_split: float = Field(default=0.1, gt=0, lt=1)
     seed: int = 0
     device: str = "cpu"
+
+    @model_validator(mode="after")
+    def _stage_one_is_ulmfit(self) -> FinetuneConfig:
+        if self.recipe == "plain" and self.lm_epochs:
+            raise ValueError(
+                "lm_epochs is stage 1 of the ulmfit recipe; the plain recipe has no language-model stage "
+                "(leave lm_epochs out, or use recipe ulmfit)"
+            )
+        return self
 
     @property
     def peak_lr(self) -> float:
