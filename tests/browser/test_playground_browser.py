@@ -797,3 +797,34 @@ def test_gallery_enrols_then_identifies(page: Page, server: LiveServer) -> None:
     assert labels == [f["name"] for f in api["faces"]] == ["eileen"]
     assert math.isclose(float(p.locator(".stage g.det").first.get_attribute("data-score")), api["faces"][0]["score"])
     page.shot("gallery")
+
+
+KEY = "k-playground-0123456789abcdef"
+
+
+def test_a_keyed_server_asks_for_the_key_and_the_page_then_works(browser: Any, tmp_path: Path) -> None:
+    settings = Settings.from_env({}, home=tmp_path / "home", models=("echo",), api_keys=(KEY,))
+    keyed = LiveServer(create_app(settings, loader=lambda spec: EchoTask(echo_info()))).start()
+    page = Page(browser, keyed, viewport={"width": 1280, "height": 900})
+    try:
+        keyed.wait_ready()
+        p = page.page
+        p.goto(f"{keyed.url}/#echo")  # the page and its files are exempt; its API calls are not
+        p.wait_for_selector("form.key-form")
+        assert p.locator("main .error code").inner_text() == "MD800"
+        p.fill("#api-key", "k-wrong-0123456789")
+        p.click("form.key-form button")
+        p.wait_for_function("() => document.querySelector('main .error')?.textContent.includes('not valid')")
+        p.fill("#api-key", KEY)
+        p.click("form.key-form button")
+        p.wait_for_selector('main[data-model="echo"][data-ready="true"]')
+        p.locator("main textarea").fill('{"inputs": ["a"], "options": {"upper": true}}')
+        page.run()
+        assert json.loads(p.locator("pre.raw-json").text_content())["outputs"] == [{"text": "A"}]
+        curl, python = p.locator("pre.curl").inner_text(), p.locator("pre.python").inner_text()
+        assert "Authorization: Bearer $MODELDECK_API_KEY" in curl and 'os.environ["MODELDECK_API_KEY"]' in python
+        assert KEY not in curl + python  # the snippets read the key from the environment, never print it
+        page.shot("api-key")
+    finally:
+        page.close()
+        keyed.stop()

@@ -1,7 +1,7 @@
 // The playground's entry: the sidebar of served models, one panel per model shaped by its task,
 // and the live metrics strip. Everything goes through the public HTTP API.
 
-import { call } from "./lib/api.js";
+import { call, setApiKey } from "./lib/api.js";
 import { h } from "./lib/dom.js";
 import { startMetrics } from "./lib/metrics.js";
 
@@ -35,7 +35,7 @@ const GENERIC = ["./panels/json.js", "json"];
 
 const list = document.getElementById("model-list");
 const main = document.getElementById("panel");
-const state = { models: [], current: null, firstPanel: true, documents: false };
+const state = { models: [], current: null, firstPanel: true, documents: false, metrics: false };
 
 function entry(model) {
   const meta = model.meta
@@ -57,8 +57,32 @@ function renderList() {
   }
 }
 
+// A server started with --api-key answers 401: ask for the key, then open the page again with it.
+function askForKey(error) {
+  const input = h("input", { type: "password", id: "api-key", name: "api-key", autocomplete: "off", required: true });
+  const form = h("form", { class: "key-form" },
+    h("label", { for: "api-key", text: "API key" }), input, h("button", { type: "submit", text: "Use key" }));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    setApiKey(input.value.trim());
+    openPage();
+  });
+  main.replaceChildren(
+    h("div", { class: "error", role: "alert" }, h("code", { text: error.code }), error.message),
+    h("p", { class: "hint", text: "This server needs an API key. The page keeps it for this tab only and sends "
+      + "it as Authorization: Bearer; the curl and Python calls read it from $MODELDECK_API_KEY." }),
+    form);
+  input.focus();
+}
+
+// true when every model is ready, false while some load, null when the server wants a key first.
 async function loadModels() {
   const result = await call("/v1/models", { method: "GET" });
+  if (result.status === 401) {
+    setApiKey("");
+    askForKey(result.error);
+    return null;
+  }
   if (!result.ok) {
     main.replaceChildren(h("div", { class: "error", role: "alert" }, h("code", { text: result.error.code }),
       result.error.message));
@@ -126,18 +150,23 @@ async function probeDocuments() {
   if (selected() === "documents" && state.current !== "documents") await show("documents");
 }
 
-async function start() {
-  window.addEventListener("hashchange", () => show(selected()));
+async function openPage() {
   let ready = await loadModels();
+  if (ready === null) return; // the key form calls openPage() again
   probeDocuments();
   await show(selected());
-  startMetrics(document.getElementById("strip"));
+  if (!state.metrics) {
+    state.metrics = true;
+    startMetrics(document.getElementById("strip"));
+  }
   // Models still loading: poll until they are all ready, refreshing the sidebar.
   while (!ready) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     ready = await loadModels();
+    if (ready === null) return;
     if (!main.dataset.ready) await show(selected());
   }
 }
 
-start();
+window.addEventListener("hashchange", () => show(selected()));
+openPage();

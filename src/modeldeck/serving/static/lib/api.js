@@ -5,9 +5,26 @@ import { h } from "./dom.js";
 
 export const ORIGIN = window.location.origin;
 
+// The key a server started with --api-key asks for: kept for this tab only, sent as a bearer token.
+const KEY_ITEM = "modeldeck-api-key";
+
+export function apiKey() {
+  return sessionStorage.getItem(KEY_ITEM) || "";
+}
+
+export function setApiKey(key) {
+  if (key) sessionStorage.setItem(KEY_ITEM, key);
+  else sessionStorage.removeItem(KEY_ITEM);
+}
+
+export function authHeaders() {
+  const key = apiKey();
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
 // One call to the server: JSON or multipart, timed, never throwing (errors come back as values).
 export async function call(path, { json, form, method = "POST", signal } = {}) {
-  const init = { method, signal, headers: {} };
+  const init = { method, signal, headers: authHeaders() };
   if (json !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -74,11 +91,22 @@ export function pyLiteral(value, indent = "") {
   return `{\n${entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${pyLiteral(v, inner)}`).join(",\n")},\n${indent}}`;
 }
 
+// With a key in use, the snippets read it from $MODELDECK_API_KEY (the key itself is never printed).
+function authSnippets() {
+  if (!apiKey()) return { curl: "", imports: "import httpx", python: "" };
+  return {
+    curl: ` \\\n  -H "Authorization: Bearer $MODELDECK_API_KEY"`,
+    imports: "import os\n\nimport httpx",
+    python: `, headers={"Authorization": "Bearer " + os.environ["MODELDECK_API_KEY"]}`,
+  };
+}
+
 export function jsonSnippets(path, body) {
   const url = ORIGIN + path;
+  const auth = authSnippets();
   return {
-    curl: `curl -s ${url} \\\n  -H 'content-type: application/json' \\\n  -d ${shellQuote(JSON.stringify(body))}`,
-    python: `import httpx\n\nbody = ${pyLiteral(body)}\nresponse = httpx.post(${JSON.stringify(url)}, json=body, timeout=60)\nprint(response.json())`,
+    curl: `curl -s ${url}${auth.curl} \\\n  -H 'content-type: application/json' \\\n  -d ${shellQuote(JSON.stringify(body))}`,
+    python: `${auth.imports}\n\nbody = ${pyLiteral(body)}\nresponse = httpx.post(${JSON.stringify(url)}, json=body${auth.python}, timeout=60)\nprint(response.json())`,
   };
 }
 
@@ -91,9 +119,10 @@ export function formSnippets(path, files, fields = {}) {
   ];
   const pyFiles = files.map(([field, name]) => `(${JSON.stringify(field)}, open(${JSON.stringify(name)}, "rb"))`);
   const pyData = Object.keys(fields).length ? `, data=${pyLiteral(fields)}` : "";
+  const auth = authSnippets();
   return {
-    curl: `curl -s ${url} \\\n  ${curlParts.join(" \\\n  ")}`,
-    python: `import httpx\n\nfiles = [${pyFiles.join(", ")}]\nresponse = httpx.post(${JSON.stringify(url)}, files=files${pyData}, timeout=60)\nprint(response.json())`,
+    curl: `curl -s ${url}${auth.curl} \\\n  ${curlParts.join(" \\\n  ")}`,
+    python: `${auth.imports}\n\nfiles = [${pyFiles.join(", ")}]\nresponse = httpx.post(${JSON.stringify(url)}, files=files${pyData}${auth.python}, timeout=60)\nprint(response.json())`,
   };
 }
 

@@ -1,7 +1,7 @@
 // generate and chat: tokens stream in as they are decoded, through the OpenAI-compatible routes
 // (POST /v1/chat/completions or /v1/completions with "stream": true, read as server-sent events).
 
-import { ORIGIN, Panel, errorOf, networkError, pyLiteral } from "../lib/api.js";
+import { ORIGIN, Panel, apiKey, authHeaders, errorOf, networkError, pyLiteral } from "../lib/api.js";
 import { field, h } from "../lib/dom.js";
 import { createParser } from "../vendor/eventsource-parser/index.js";
 
@@ -10,10 +10,15 @@ function snippets(route, body, isChat) {
   const json = JSON.stringify(body).replaceAll("'", "'\\''");
   const args = Object.entries(body).filter(([k]) => k !== "stream")
     .map(([k, v]) => `    ${k}=${pyLiteral(v, "    ")},`).join("\n");
+  // With a key in use it comes from $MODELDECK_API_KEY (the openai client's own api_key=); never printed.
+  const keyed = Boolean(apiKey());
+  const pyKey = keyed ? `os.environ["MODELDECK_API_KEY"]` : `"unused"`;
+  const pyHead = keyed ? "import os\n\nfrom openai import OpenAI" : "from openai import OpenAI";
+  const curlKey = keyed ? ` \\\n  -H "Authorization: Bearer $MODELDECK_API_KEY"` : "";
   const python = isChat
-    ? `from openai import OpenAI\n\nclient = OpenAI(base_url=${JSON.stringify(`${ORIGIN}/v1`)}, api_key="unused")\nstream = client.chat.completions.create(\n${args}\n    stream=True,\n)\nfor chunk in stream:\n    if chunk.choices:\n        print(chunk.choices[0].delta.content or "", end="", flush=True)`
-    : `from openai import OpenAI\n\nclient = OpenAI(base_url=${JSON.stringify(`${ORIGIN}/v1`)}, api_key="unused")\nstream = client.completions.create(\n${args}\n    stream=True,\n)\nfor chunk in stream:\n    if chunk.choices:\n        print(chunk.choices[0].text, end="", flush=True)`;
-  return { curl: `curl -sN ${url} \\\n  -H 'content-type: application/json' \\\n  -d '${json}'`, python };
+    ? `${pyHead}\n\nclient = OpenAI(base_url=${JSON.stringify(`${ORIGIN}/v1`)}, api_key=${pyKey})\nstream = client.chat.completions.create(\n${args}\n    stream=True,\n)\nfor chunk in stream:\n    if chunk.choices:\n        print(chunk.choices[0].delta.content or "", end="", flush=True)`
+    : `${pyHead}\n\nclient = OpenAI(base_url=${JSON.stringify(`${ORIGIN}/v1`)}, api_key=${pyKey})\nstream = client.completions.create(\n${args}\n    stream=True,\n)\nfor chunk in stream:\n    if chunk.choices:\n        print(chunk.choices[0].text, end="", flush=True)`;
+  return { curl: `curl -sN ${url}${curlKey} \\\n  -H 'content-type: application/json' \\\n  -d '${json}'`, python };
 }
 
 // POSTs one streaming request; onText gets each piece. Resolves to {ok, ms, firstMs, chunks, error}.
@@ -25,7 +30,7 @@ export async function stream(route, body, onText, signal) {
   let response;
   try {
     response = await fetch(route, {
-      method: "POST", signal, headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      method: "POST", signal, headers: { ...authHeaders(), "content-type": "application/json" }, body: JSON.stringify(body),
     });
   } catch (err) {
     return { ok: false, ms: performance.now() - started, chunks, error: networkError(err) };
