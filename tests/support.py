@@ -223,21 +223,34 @@ class _FileHandler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve_files() -> Iterator[FileServer]:
-    """A real HTTP server on 127.0.0.1 serving ``state.files``; it honours Range and can misbehave."""
-    state = FileServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _FileHandler)
+def loopback_server(handler: type[BaseHTTPRequestHandler], **attributes: Any) -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1 (a free port) in the background; yields its base URL.
+
+    ``attributes`` are set on the server, where the handler reads them as ``self.server.NAME``.
+    """
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
-    httpd.state = state  # type: ignore[attr-defined]
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    for name, value in attributes.items():
+        setattr(httpd, name, value)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield state
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
-        state.release.set()
         httpd.shutdown()
         httpd.server_close()
+
+
+@contextlib.contextmanager
+def serve_files() -> Iterator[FileServer]:
+    """A real HTTP server on 127.0.0.1 serving ``state.files``; it honours Range and can misbehave."""
+    state = FileServer()
+    with loopback_server(_FileHandler, state=state) as base:
+        state.base = base
+        try:
+            yield state
+        finally:
+            state.release.set()  # a request held open by the test must not block the shutdown
 
 
 def pdf_bytes(pages: list[list[str]]) -> bytes:

@@ -9,10 +9,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from ..support import loopback_server
 
 
 @dataclass
@@ -118,14 +120,6 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def serve_hub() -> Iterator[Hub]:
     hub = Hub()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.hub = hub  # type: ignore[attr-defined]
-    hub.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with loopback_server(_Handler, hub=hub) as url:
+        hub.url = url
         yield hub
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

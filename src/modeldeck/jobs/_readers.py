@@ -78,20 +78,23 @@ def open_source(path: str | Path, column: str | None, *, kind: InputKind = "text
         return _open_tensor_table(path, column, batch_rows)
     if path.is_dir():
         return _open_folder(path, column, kind, batch_rows)
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(
-            f"cannot tell the format of {str(path)!r} from its extension {path.suffix!r}",
-            hint="use .parquet, .csv, .jsonl (or .ndjson), or a folder of text or image files",
-        )
-    if path.stat().st_size == 0:
-        raise EmptyInputError(f"input file {str(path)!r} is empty", hint="check that the file was written completely")
+    fmt = _table_format(path, "use .parquet, .csv, .jsonl (or .ndjson), or a folder of text or image files")
     if column is None:
         raise InputError(f"which column of {str(path)!r} holds the inputs?", hint="name it with column=... (--column)")
     opener = {"parquet": _open_parquet, "csv": _open_csv, "jsonl": _open_jsonl}[fmt]
     source = opener(path, column, batch_rows)
     _check_column(source, kind)
     return source
+
+
+def _table_format(path: Path, hint: str) -> str:
+    """The reader a table file needs, from its extension; an empty file is refused before it is read."""
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"cannot tell the format of {str(path)!r} from its extension {path.suffix!r}", hint=hint)
+    if path.stat().st_size == 0:
+        raise EmptyInputError(f"input file {str(path)!r} is empty", hint="check that the file was written completely")
+    return fmt
 
 
 def _tensor_row(row: dict[str, Any], names: tuple[str, ...] | None) -> Any:
@@ -108,14 +111,7 @@ def _open_tensor_table(path: Path, column: str | None, batch_rows: int) -> Sourc
             f"a tensor task reads a table, not the folder {str(path)!r}",
             hint="give a .parquet, .csv or .jsonl file with one column per model input (or one struct column)",
         )
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(
-            f"cannot tell the format of {str(path)!r} from its extension {path.suffix!r}",
-            hint="use .parquet, .csv or .jsonl (or .ndjson)",
-        )
-    if path.stat().st_size == 0:
-        raise EmptyInputError(f"input file {str(path)!r} is empty", hint="check that the file was written completely")
+    fmt = _table_format(path, "use .parquet, .csv or .jsonl (or .ndjson)")
     names = tensor_columns(column)
 
     def values(batch: pa.RecordBatch) -> list[Any]:

@@ -39,6 +39,8 @@ __all__ = [
     "coco_categories",
     "read_spec",
     "save_model_folder",
+    "write_sidecar",
+    "write_state_dict",
 ]
 
 SIDECAR = "modeldeck.json"
@@ -432,11 +434,7 @@ def save_model_folder(
         raise ConfigError(
             f"unknown torchvision architecture {architecture!r}", hint=f"one of: {', '.join(ARCHITECTURES)}"
         )
-    torch = _torch()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = model if isinstance(model, Mapping) else model.state_dict()
-    torch.save(dict(state), folder / weights_name)
+    folder, state = write_state_dict(model, folder, weights_name)
     sidecar: dict[str, Any] = {
         "runtime": "torchvision",
         "tasks": list(ARCHITECTURES[architecture]),
@@ -448,5 +446,20 @@ def save_model_folder(
         sidecar["categories"] = list(categories)
     if config:
         sidecar["config"] = _check_config(config)
-    (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    return write_sidecar(folder, sidecar)
+
+
+def write_state_dict(model: Any, folder: str | Path, weights_name: str) -> tuple[Path, Mapping[str, Any]]:
+    """Save ``model``'s state dict (or a state dict) as ``folder/weights_name``; returns the folder and the state."""
+    torch = _torch()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = model if isinstance(model, Mapping) else model.state_dict()
+    torch.save(dict(state), folder / weights_name)
+    return folder, state
+
+
+def write_sidecar(folder: Path, sidecar: Mapping[str, Any]) -> Path:
+    """Write the ``modeldeck.json`` that tells the store what the folder holds; returns the folder."""
+    (folder / SIDECAR).write_text(json.dumps(dict(sidecar), indent=2) + "\n", encoding="utf-8")
     return folder

@@ -10,7 +10,6 @@ Weights are read with ``torch.load(weights_only=True)`` (``runtimes/torchvision.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +18,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .torchvision import SIDECAR, _read_sidecar, _state_dict, _torch, _torchvision, _weights_in
+from .torchvision import (
+    SIDECAR,
+    _read_sidecar,
+    _state_dict,
+    _torch,
+    _torchvision,
+    _weights_in,
+    write_sidecar,
+    write_state_dict,
+)
 
 __all__ = ["TorchvisionClassifierRuntime", "classification_architectures", "save_classifier_folder"]
 
@@ -184,11 +192,7 @@ def save_classifier_folder(
     architecture = _check_architecture(architecture)
     if torchvision_weights is not None:
         _weights_entry(architecture, torchvision_weights)
-    torch = _torch()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = model if isinstance(model, Mapping) else model.state_dict()
-    torch.save(dict(state), folder / weights_name)
+    folder, _ = write_state_dict(model, folder, weights_name)
     sidecar: dict[str, Any] = {
         "runtime": "torchvision",
         "tasks": ["classify-image"],
@@ -199,5 +203,4 @@ def save_classifier_folder(
         sidecar["torchvision_weights"] = torchvision_weights
     if categories is not None:
         sidecar["categories"] = list(categories)
-    (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-    return folder
+    return write_sidecar(folder, sidecar)
