@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .._api import Loader
     from ..documents import DocumentIndex
 
-__all__ = ["MAX_QUESTION_CHARS", "MAX_TOP_K", "AskRequest", "DocumentsHolder", "add_documents_routes", "router"]
+__all__ = ["MAX_QUESTION_CHARS", "MAX_TOP_K", "AskRequest", "DocumentsHolder", "router"]
 
 #: More passages than a person reads; each one also costs a reader's forward pass.
 MAX_TOP_K = 50
@@ -155,9 +155,3 @@ async def ask(request: Request) -> dict[str, Any]:
     character span, page and cosine score; ``answer`` is the reader's when the server has one."""
     body = _parse(await request.body())
     return await run_in_threadpool(_holder(request).ask, body.question, body.top_k)
-
-
-def add_documents_routes(app: FastAPI, loader: Loader) -> None:
-    """Serve ``/v1/documents`` for the folder ``app.state.settings.documents`` names."""
-    app.state.documents = DocumentsHolder(app.state.settings, loader)
-    app.include_router(router)

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .._api import Loader
     from ..gallery import Gallery
 
-__all__ = ["GalleryHolder", "add_gallery_routes"]
+__all__ = ["GalleryHolder", "router"]
 
 _PREFIX = "/v1/gallery"
 _MAX_ROWID = 2**63 - 1  # SQLite's integer range: a larger id would overflow inside the driver
@@ -183,87 +183,90 @@ def _no_extra(fields: dict[str, Any], allowed: str) -> None:
         raise OptionError(f"unknown field(s): {', '.join(sorted(fields))}", hint=f"valid fields: {allowed}")
 
 
-def add_gallery_routes(app: FastAPI, loader: Loader) -> None:
-    """Add ``/v1/gallery/...`` to ``app``; the gallery file is ``app.state.settings.gallery``."""
-    app.state.gallery = GalleryHolder(app.state.settings, loader)
+router = APIRouter(prefix=_PREFIX, tags=["gallery"])
 
-    def holder(request: Request) -> GalleryHolder:
-        return request.app.state.gallery  # type: ignore[no-any-return]
 
-    @app.post(
-        f"{_PREFIX}/people/{{name}}/images",
-        tags=["gallery"],
-        status_code=201,
-        openapi_extra=_body_docs(_EnrollBody, "images"),
-        responses=error_responses(400, 401, 403, 404, 413, 422, 500, 503),
-    )
-    async def enroll(name: str, request: Request) -> JSONResponse:
-        """Enroll photos of ``name`` (multipart files, or JSON ``{"images": [base64...], "largest": false}``)."""
-        images, sources, fields = await _read_images(request, many=True)
-        _check_sizes(request, images)
-        largest = _flag(fields, "largest")
-        _no_extra(fields, "images, sources, largest")
-        if not images:
-            raise EmptyInputError("no image files in the form", hint="attach one or more files")
+def _holder(request: Request) -> GalleryHolder:
+    return request.app.state.gallery  # type: ignore[no-any-return]
 
-        def work() -> dict[str, Any]:
-            gallery = holder(request).get(create=True)
-            return gallery.enroll(name, images, largest=largest, sources=sources).to_dict()
 
-        return JSONResponse(await run_in_threadpool(work), status_code=201)
+@router.post(
+    "/people/{name}/images",
+    status_code=201,
+    openapi_extra=_body_docs(_EnrollBody, "images"),
+    responses=error_responses(400, 401, 403, 404, 413, 422, 500, 503),
+)
+async def enroll(name: str, request: Request) -> JSONResponse:
+    """Enroll photos of ``name`` (multipart files, or JSON ``{"images": [base64...], "largest": false}``)."""
+    images, sources, fields = await _read_images(request, many=True)
+    _check_sizes(request, images)
+    largest = _flag(fields, "largest")
+    _no_extra(fields, "images, sources, largest")
+    if not images:
+        raise EmptyInputError("no image files in the form", hint="attach one or more files")
 
-    @app.post(
-        f"{_PREFIX}/identify",
-        tags=["gallery"],
-        openapi_extra=_body_docs(_IdentifyBody, "image"),
-        responses=error_responses(400, 401, 404, 413, 422, 500, 503),
-    )
-    async def identify(request: Request) -> dict[str, Any]:
-        """Identify the faces of one photo (multipart file, or JSON ``{"image": base64, "top_k": 5}``)."""
-        images, _, fields = await _read_images(request, many=False)
-        _check_sizes(request, images)
-        top_k = _number(fields, "top_k", int, 5)
-        threshold = _number(fields, "threshold", float, None)
-        largest = _flag(fields, "largest")
-        _no_extra(fields, "image, top_k, threshold, largest")
-        if len(images) != 1:
-            raise InputTypeError(f"identify takes one image, got {len(images)}", hint="send one file")
+    def work() -> dict[str, Any]:
+        gallery = _holder(request).get(create=True)
+        return gallery.enroll(name, images, largest=largest, sources=sources).to_dict()
 
-        def work() -> dict[str, Any]:
-            gallery = holder(request).get()
-            return gallery.identify(images[0], top_k=top_k, threshold=threshold, largest=largest).to_dict()
+    return JSONResponse(await run_in_threadpool(work), status_code=201)
 
-        return await run_in_threadpool(work)
 
-    @app.get(f"{_PREFIX}/people", tags=["gallery"], responses=error_responses(401, 404))
-    async def people(request: Request) -> dict[str, Any]:
-        def work() -> dict[str, Any]:
-            gallery = holder(request).get()
-            return {
-                "model": gallery.model_id,
-                "metric": gallery.metric,
-                "threshold": gallery.threshold,
-                "people": [p.to_dict() for p in gallery.people()],
-            }
+@router.post(
+    "/identify",
+    openapi_extra=_body_docs(_IdentifyBody, "image"),
+    responses=error_responses(400, 401, 404, 413, 422, 500, 503),
+)
+async def identify(request: Request) -> dict[str, Any]:
+    """Identify the faces of one photo (multipart file, or JSON ``{"image": base64, "top_k": 5}``)."""
+    images, _, fields = await _read_images(request, many=False)
+    _check_sizes(request, images)
+    top_k = _number(fields, "top_k", int, 5)
+    threshold = _number(fields, "threshold", float, None)
+    largest = _flag(fields, "largest")
+    _no_extra(fields, "image, top_k, threshold, largest")
+    if len(images) != 1:
+        raise InputTypeError(f"identify takes one image, got {len(images)}", hint="send one file")
 
-        return await run_in_threadpool(work)
+    def work() -> dict[str, Any]:
+        gallery = _holder(request).get()
+        return gallery.identify(images[0], top_k=top_k, threshold=threshold, largest=largest).to_dict()
 
-    @app.get(f"{_PREFIX}/people/{{name}}", tags=["gallery"], responses=error_responses(401, 404, 422))
-    async def person(name: str, request: Request) -> dict[str, Any]:
-        def work() -> dict[str, Any]:
-            images = holder(request).get().images(name)
-            return {"name": name, "images": [{"image_id": i.image_id, "source": i.source} for i in images]}
+    return await run_in_threadpool(work)
 
-        return await run_in_threadpool(work)
 
-    @app.delete(f"{_PREFIX}/people/{{name}}", tags=["gallery"], responses=error_responses(401, 403, 404, 422))
-    async def remove_person(name: str, request: Request) -> dict[str, Any]:
-        removed = await run_in_threadpool(lambda: holder(request).get().remove_person(name))
-        return {"name": name, "removed": removed}
+@router.get("/people", responses=error_responses(401, 404))
+async def people(request: Request) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        gallery = _holder(request).get()
+        return {
+            "model": gallery.model_id,
+            "metric": gallery.metric,
+            "threshold": gallery.threshold,
+            "people": [p.to_dict() for p in gallery.people()],
+        }
 
-    @app.delete(f"{_PREFIX}/images/{{image_id}}", tags=["gallery"], responses=error_responses(401, 403, 404, 422))
-    async def remove_image(
-        request: Request, image_id: int = PathParam(ge=1, le=_MAX_ROWID, description="an image_id from enrolment")
-    ) -> dict[str, Any]:
-        name = await run_in_threadpool(lambda: holder(request).get().remove_image(image_id))
-        return {"image_id": image_id, "name": name}
+    return await run_in_threadpool(work)
+
+
+@router.get("/people/{name}", responses=error_responses(401, 404, 422))
+async def person(name: str, request: Request) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        images = _holder(request).get().images(name)
+        return {"name": name, "images": [{"image_id": i.image_id, "source": i.source} for i in images]}
+
+    return await run_in_threadpool(work)
+
+
+@router.delete("/people/{name}", responses=error_responses(401, 403, 404, 422))
+async def remove_person(name: str, request: Request) -> dict[str, Any]:
+    removed = await run_in_threadpool(lambda: _holder(request).get().remove_person(name))
+    return {"name": name, "removed": removed}
+
+
+@router.delete("/images/{image_id}", responses=error_responses(401, 403, 404, 422))
+async def remove_image(
+    request: Request, image_id: int = PathParam(ge=1, le=_MAX_ROWID, description="an image_id from enrolment")
+) -> dict[str, Any]:
+    name = await run_in_threadpool(lambda: _holder(request).get().remove_image(image_id))
+    return {"image_id": image_id, "name": name}

@@ -21,7 +21,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -29,7 +29,7 @@ from ..errors import NotFoundError
 from .deck import Deck
 from .metrics import ServerMetrics
 
-__all__ = ["CSP", "PlaygroundAssets", "add_playground", "metrics_view", "router"]
+__all__ = ["CSP", "PlaygroundAssets", "metrics_view", "router"]
 
 #: Everything from this server only; no inline script or style, no eval; images also from
 #: ``blob:`` (a picked photo shown before upload) and ``data:``; the page is never framed.
@@ -207,9 +207,3 @@ async def metrics_json(request: Request) -> dict[str, Any]:
     for rates, and interpolate within the buckets for quantiles.
     """
     return metrics_view(request.app.state.metrics, request.app.state.deck)
-
-
-def add_playground(app: FastAPI) -> None:
-    """Serve the playground at ``/`` (its files under ``/playground/``) and ``GET /v1/metrics``."""
-    app.state.playground = PlaygroundAssets()
-    app.include_router(router)
