@@ -250,7 +250,7 @@ def test_openai_requests_count_in_the_server_metrics(server, client):
         return sum(
             s.value
             for s in families["modeldeck_requests"].samples
-            if s.name.endswith("_total") and s.labels == {"model": model, "status": status}
+            if s.name.endswith("_total") and s.labels == {"model": model, "status": status, "surface": "openai"}
         )
 
     ok, bad = count("gen", "200"), count("gen", "400")

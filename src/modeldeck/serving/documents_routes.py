@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -24,6 +24,7 @@ from ..config import Settings
 from ..errors import DocumentIndexNotFoundError, InputDecodeError, InputTooLargeError, OptionError
 from ..tasks.base import check_text
 from .errors import error_responses
+from .metrics import surface_router
 
 if TYPE_CHECKING:
     from .._api import Loader
@@ -105,7 +106,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(holder.close)
 
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"], lifespan=_lifespan)
+router = surface_router("documents", prefix="/v1/documents", tags=["documents"], lifespan=_lifespan)
 
 
 def _holder(request: Request) -> DocumentsHolder:

@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +23,7 @@ from ..errors import EmptyInputError, GalleryNotFoundError, InputDecodeError, In
 from ..images import decode_base64
 from .errors import error_responses
 from .limits import InputLimits
+from .metrics import surface_router
 
 if TYPE_CHECKING:
     from .._api import Loader
@@ -183,7 +184,7 @@ def _no_extra(fields: dict[str, Any], allowed: str) -> None:
         raise OptionError(f"unknown field(s): {', '.join(sorted(fields))}", hint=f"valid fields: {allowed}")
 
 
-router = APIRouter(prefix=_PREFIX, tags=["gallery"])
+router = surface_router("gallery", prefix=_PREFIX, tags=["gallery"])
 
 
 def _holder(request: Request) -> GalleryHolder:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.types import Send
@@ -33,6 +33,7 @@ from ..errors import (
 )
 from .deck import Deck, Deployment, StreamEnd
 from .errors import error_headers, error_responses, status_for
+from .metrics import surface_router
 
 __all__ = ["openai_error", "router"]
 
@@ -329,7 +330,7 @@ async def _stream(
     return _EventStream(body())
 
 
-router = APIRouter(tags=["openai"])
+router = surface_router("openai", tags=["openai"])
 
 
 @router.post("/v1/chat/completions", **_route_docs(ChatCompletionRequest))

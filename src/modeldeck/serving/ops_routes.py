@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import PlainTextResponse, Response
 
 from .deck import Deck
 from .handlers import FastJSONResponse
-from .metrics import CONTENT_TYPE, ServerMetrics
+from .metrics import CONTENT_TYPE, ServerMetrics, surface_router
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["ops"])
+router = surface_router("ops", tags=["ops"])
 
 
 @router.get("/healthz")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +18,7 @@ from ..errors import InputDecodeError, InputError, OptionError, ServiceError
 from .deck import Deck, Deployment
 from .errors import error_body, error_responses
 from .handlers import FastJSONResponse
+from .metrics import surface_router
 
 __all__ = ["PredictRequest", "PredictResponse", "router"]
 
@@ -71,7 +72,7 @@ _PREDICT_OPENAPI: dict[str, Any] = {
 }
 
 
-router = APIRouter(tags=["models"])
+router = surface_router("task", tags=["models"])
 
 
 @router.get("/v1/models", responses=error_responses(401))
