@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
                 await loading
             for deployment in deck.deployments.values():
                 await deployment.stop()
-            app.state.gallery.close()
+            await app.state.gallery.aclose()
 
     app = FastAPI(
         title="modeldeck",
@@ -69,7 +70,9 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
     app.state.stop_server = None
     app.state.metrics = ServerMetrics()
     app.state.auth = ApiKeys.from_settings(settings)
-    app.state.gallery = GalleryHolder(settings, task_loader(settings, loader))
+    app.state.gallery = GalleryHolder(
+        settings, functools.partial(_build_model, settings=settings, loader=loader), app.state.metrics
+    )
     app.state.documents = DocumentsHolder(settings, task_loader(settings, loader))
     app.state.playground = PlaygroundAssets()
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
