@@ -16,10 +16,10 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
-import numpy as np
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import to_json
 from starlette.types import Send
 
 from ..errors import (
@@ -34,6 +34,7 @@ from ..errors import (
 from .deck import Deck, Deployment, StreamEnd
 from .errors import error_headers, error_responses, status_for
 from .metrics import surface_router
+from .wire import embedding_matrix
 
 __all__ = ["openai_error", "router"]
 
@@ -435,26 +436,32 @@ async def embeddings(request: Request) -> Response:
         texts = [body.input] if isinstance(body.input, str) else body.input
         if not texts:
             raise InputError("input is an empty list", hint="send a string or a list of strings")
-        results = await _answers(deployment, texts, {}, request)
+        _check_dimensions(deployment, body)
+        answers = await deployment.answer(texts, {}, request.app.state.settings.request_timeout_s, binary=True)
+        vectors = embedding_matrix(answers)
     except ModelDeckError as exc:
         return openai_error(exc)
-    data = []
-    for i, result in enumerate(results):
-        vector = np.asarray(result["vector"], dtype=np.float32)
-        if body.dimensions is not None and body.dimensions != vector.shape[0]:
-            return openai_error(
-                OptionError(
-                    f"dimensions={body.dimensions} is not supported: model {body.model!r} gives {vector.shape[0]}",
-                    hint="leave dimensions out",
-                )
-            )
-        encoded: Any = (
-            base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-            if body.encoding_format == "base64"
-            else vector.tolist()
-        )
-        data.append({"object": "embedding", "index": i, "embedding": encoded})
+    if body.encoding_format == "base64":
+        # Straight from the worker's float32 bytes; OpenAI's base64 is little-endian float32 too.
+        data = [
+            {"object": "embedding", "index": i, "embedding": base64.b64encode(row.tobytes()).decode("ascii")}
+            for i, row in enumerate(vectors)
+        ]
+    else:
+        data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(vectors.tolist())]
     # The embed task reports no token counts; usage is present (clients expect it) and zero.
-    return JSONResponse(
-        {"object": "list", "data": data, "model": body.model, "usage": {"prompt_tokens": 0, "total_tokens": 0}}
-    )
+    body_out = {"object": "list", "data": data, "model": body.model, "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+    return Response(to_json(body_out), media_type="application/json")
+
+
+def _check_dimensions(deployment: Deployment, body: EmbeddingRequest) -> None:
+    """OpenAI's ``dimensions`` asks for shortened vectors, which modeldeck does not make: the model's
+    own size is accepted, any other refused before the model runs."""
+    if body.dimensions is None:
+        return
+    dim = deployment.model.describe().get("dim")
+    if body.dimensions != dim:
+        raise OptionError(
+            f"dimensions={body.dimensions} is not supported: model {body.model!r} gives {dim}",
+            hint="leave dimensions out",
+        )
