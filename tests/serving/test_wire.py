@@ -12,7 +12,7 @@ import pytest
 from pydantic_core import to_json
 
 from modeldeck.config import Settings
-from modeldeck.errors import InferenceError, EmptyInputError
+from modeldeck.errors import EmptyInputError, InferenceError
 from modeldeck.serving.models import ProcessModel, run_items
 from modeldeck.serving.specs import ModelSpec
 from modeldeck.serving.wire import EmbeddingAnswer, as_json, embedding_matrix
