@@ -4,6 +4,9 @@
     python benchmarks/serving.py ner    [--duration 20]   # adaptive batching vs nlp.pipe
     python benchmarks/serving.py memory [--duration 300]  # RSS with ner+embed through a long load
     python benchmarks/serving.py overload [--duration 20] # embed at 8x capacity: admission by expected wait
+    python benchmarks/serving.py surfaces --baseline OLD/src [--duration 10] [--rounds 2]
+        # embed through the task API and OpenAI's /v1/embeddings (float, base64), 32 clients:
+        # this tree's server vs another source tree's (e.g. `git archive main`), alternated
 
 Every figure is printed with its ratio to the baseline measured in the same run; results are
 also written to .bench/serving-<what>.json.
@@ -254,11 +257,114 @@ def run_overload(duration: float) -> dict[str, Any]:
     return result
 
 
+def _server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of the server process itself, not its model workers."""
+    import os
+
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _throughput(url: str, path: str, bodies: list[bytes], clients: int, duration: float) -> dict[str, Any]:
+    """``clients`` closed-loop clients posting ``bodies`` in turn to ``path`` for ``duration`` s."""
+    import itertools
+
+    from modeldeck.cli._http import Connection, build_post
+
+    endpoint = f"{url}{path}"
+    requests = itertools.cycle([build_post(endpoint, body)[2] for body in bodies])
+    host, port, _ = build_post(endpoint, b"")
+    latencies: list[float] = []
+    failed: dict[str, int] = {}
+    stop_at = time.perf_counter() + duration
+
+    async def client() -> None:
+        connection = Connection(host, port, 120.0)
+        try:
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                status, _ = await connection.request(next(requests))
+                if status == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    failed[str(status)] = failed.get(str(status), 0) + 1
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] * 1000 if latencies else 0.0
+    return {"ok": len(latencies), "failed": failed, "items_per_s": len(latencies) / elapsed, "p50_ms": p50}
+
+
+def run_surfaces(duration: float, baseline: str, rounds: int) -> dict[str, Any]:
+    """This tree's server against ``baseline``'s (another checkout's ``src``), alternated, same load."""
+    import json
+    import os
+    from pathlib import Path
+
+    texts = sentences(4096)
+    surfaces = {
+        "task": ("/v1/models/embed/predict", [json.dumps({"inputs": t}).encode() for t in texts]),
+        "openai float": (
+            "/v1/embeddings",
+            [json.dumps({"model": "embed", "input": t, "encoding_format": "float"}).encode() for t in texts],
+        ),
+        "openai base64": (
+            "/v1/embeddings",
+            [json.dumps({"model": "embed", "input": t, "encoding_format": "base64"}).encode() for t in texts],
+        ),
+    }
+    trees = {"old": str(Path(baseline).resolve()), "new": str(Path(__file__).resolve().parent.parent / "src")}
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {tree: {s: [] for s in surfaces} for tree in trees}
+    print(f"embed, {CONCURRENCY} clients, {duration:.0f} s per surface, {rounds} rounds alternating old/new")
+    for round_ in range(rounds):
+        order = ["old", "new"] if round_ % 2 == 0 else ["new", "old"]
+        for tree in order:
+            env = {"PYTHONPATH": os.pathsep.join([trees[tree], os.environ.get("PYTHONPATH", "")])}
+            with server("embed", env=env) as (url, pid):
+                warm = surfaces["task"]
+                asyncio.run(_throughput(url, warm[0], warm[1], CONCURRENCY, min(3.0, duration)))
+                for name, (path, bodies) in surfaces.items():
+                    cpu = _server_cpu_s(pid)
+                    row = asyncio.run(_throughput(url, path, bodies, CONCURRENCY, duration))
+                    row["server_cpu_ms_per_item"] = (_server_cpu_s(pid) - cpu) * 1000 / max(1, row["ok"])
+                    runs[tree][name].append(row)
+                    print(
+                        f"  round {round_ + 1} {tree:<3} {name:<14} {row['items_per_s']:7.1f} items/s  "
+                        f"p50 {row['p50_ms']:6.1f} ms  server CPU {row['server_cpu_ms_per_item']:5.2f} ms/item  "
+                        f"failed {row['failed'] or 0}"
+                    )
+    result: dict[str, Any] = {"runs": runs, "ratios": {}}
+    for name in surfaces:
+        old = sum(r["items_per_s"] for r in runs["old"][name]) / rounds
+        new = sum(r["items_per_s"] for r in runs["new"][name]) / rounds
+        old_cpu = sum(r["server_cpu_ms_per_item"] for r in runs["old"][name]) / rounds
+        new_cpu = sum(r["server_cpu_ms_per_item"] for r in runs["new"][name]) / rounds
+        result["ratios"][name] = {"throughput": new / old, "server_cpu_per_item": new_cpu / old_cpu}
+        print(
+            f"  {name:<14} new/old throughput {new / old:5.2f}x ({old:.1f} -> {new:.1f} items/s), "
+            f"server CPU per item {new_cpu / old_cpu:5.2f}x ({old_cpu:.2f} -> {new_cpu:.2f} ms)"
+        )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["embed", "ner", "memory", "overload"])
+    parser.add_argument("what", choices=["embed", "ner", "memory", "overload", "surfaces"])
     parser.add_argument("--duration", type=float, default=None)
+    parser.add_argument("--baseline", help="surfaces: the src folder of the tree to compare against")
+    parser.add_argument("--rounds", type=int, default=2, help="surfaces: old/new pairs, alternated")
     args = parser.parse_args()
+    if args.what == "surfaces":
+        if not args.baseline:
+            parser.error("surfaces needs --baseline OLD/src (e.g. from `git archive main | tar -x -C OLD`)")
+        result = run_surfaces(args.duration or 10.0, args.baseline, args.rounds)
+        print(f"  saved {save('serving-surfaces', result)}")
+        return
     runners = {
         "embed": (run_embed, 20.0),
         "ner": (run_ner, 20.0),

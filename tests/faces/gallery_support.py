@@ -9,6 +9,8 @@ inputs fail exactly as they do for the real task.
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,9 @@ import numpy as np
 
 from modeldeck.errors import MultipleFacesError, NoFaceError
 from modeldeck.images import is_image_path, load_image, read_path
+from modeldeck.tasks.base import Options, Task
+from modeldeck.tasks.faces._results import EmbeddedFace, FaceEmbeddings
+from modeldeck.types import ModelInfo
 
 BLOCK = 32
 DIM = 128
@@ -104,3 +109,40 @@ class FakeEmbedder:
         if len(faces) > 1 and not largest:
             raise MultipleFacesError(f"{len(faces)} faces found in the image", hint="pass largest=True")
         return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+
+
+class FakeEmbedTask(Task[Any, Any, Any, Options]):
+    """``FakeEmbedder`` as a real face-embed task, for a served deployment: batched, with results that
+    serialize as the real task's do (``FaceEmbeddings``). ``batches`` records each batch's size."""
+
+    name = "face-embed"
+    input_kind = "image"
+    options_type = Options
+
+    def __init__(self, model_id: str = "fake-faces@1", max_pixels: int = 1_000_000) -> None:
+        name, _, version = model_id.partition("@")
+        info = ModelInfo(name=name, version=version, tasks=("face-embed",), runtime="python", path=Path("."))
+        super().__init__(info, max_image_pixels=max_pixels)
+        self.fake = FakeEmbedder(model_id, max_pixels)
+        self.batches: list[int] = []
+        self.gate: threading.Event | None = None  # set by a test to hold a batch inside the model
+        self.entered = threading.Event()
+
+    def preprocess(self, raw: Any, options: Options) -> Any:
+        return load_image(raw, max_pixels=self.max_image_pixels)
+
+    def forward(self, batch: Sequence[Any]) -> list[Any]:
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(10), "test gate never released"
+        self.batches.append(len(batch))
+        return [self.fake(image) for image in batch]
+
+    def postprocess(self, raw: Any, encoded: Any, options: Options) -> FaceEmbeddings:
+        faces = tuple(EmbeddedFace(box=f.box, score=f.score, landmarks=(), vector=f.vector) for f in raw.faces)
+        return FaceEmbeddings(faces=faces, width=raw.width, height=raw.height, model=raw.model)
+
+    def describe(self) -> dict[str, Any]:
+        fake = self.fake
+        return {**super().describe(), "model_id": fake.model_id, "dim": fake.dim, "metric": fake.metric,
+                "threshold": fake.threshold}  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -14,7 +16,7 @@ import modeldeck.gallery._gallery as gallery_module
 from modeldeck.serving import create_app
 
 from ..support import LiveServer, echo_settings
-from .gallery_support import FakeEmbedder, fake_photo, png_bytes
+from .gallery_support import FakeEmbedder, FakeEmbedTask, fake_photo, png_bytes
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,12 +38,13 @@ def rows(path: Path) -> tuple[int, int]:
 @pytest.fixture
 def server(live, tmp_path, echo_task, monkeypatch):
     loads: list[str] = []
+    embed_task = FakeEmbedTask(max_pixels=500_000)
 
     def load(spec):
         if spec.task != "face-embed":
             return echo_task
         loads.append(spec.model or spec.task)
-        return FakeEmbedder(max_pixels=500_000)
+        return embed_task
 
     db = tmp_path / "team.db"
     app = create_app(echo_settings(tmp_path, gallery=str(db), max_image_pixels=500_000), loader=load)
@@ -49,6 +52,7 @@ def server(live, tmp_path, echo_task, monkeypatch):
     live.append(srv)
     srv.db = db  # type: ignore[attr-defined]
     srv.loads = loads  # type: ignore[attr-defined]
+    srv.embed_task = embed_task  # type: ignore[attr-defined]
     return srv
 
 
@@ -142,7 +146,7 @@ def test_a_gallery_built_with_another_model_is_refused(live, tmp_path, echo_task
         g.enroll("bob", fake_photo((BOB, 1)))
     app = create_app(
         echo_settings(tmp_path, gallery=str(db)),
-        loader=lambda spec: FakeEmbedder() if spec.task == "face-embed" else echo_task,
+        loader=lambda spec: FakeEmbedTask() if spec.task == "face-embed" else echo_task,
     )
     srv = LiveServer(app).start()
     live.append(srv)
@@ -180,3 +184,55 @@ def test_the_server_closes_its_gallery_on_shutdown(server):
     assert holder._gallery is not None  # opened by the first request
     server.stop()
     assert holder._gallery is None
+
+
+def test_faces_are_embedded_by_the_gallery_deployment_and_batched(server):
+    url = f"{server.url}/v1/gallery"
+    enrolled = httpx.post(f"{url}/people/alice/images", json={"images": [b64(fake_photo((ALICE, i))) for i in (1, 2)]})
+    assert enrolled.status_code == 201, enrolled.text
+    deployment = server.server.config.app.state.gallery.deployment
+    assert deployment.name == "_gallery" and deployment.batcher.stats.items == 2  # through its batcher
+    assert sum(server.embed_task.batches) == 2
+
+    # Concurrent identifications wait in the deployment's queue and run as one batch.
+    server.embed_task.gate = threading.Event()
+    server.embed_task.entered.clear()
+    probe = {"image": b64(fake_photo((ALICE, 7)))}
+    with ThreadPoolExecutor(6) as pool:
+        held = pool.submit(httpx.post, f"{url}/identify", json=probe, timeout=30)
+        assert server.embed_task.entered.wait(10)
+        rest = [pool.submit(httpx.post, f"{url}/identify", json=probe, timeout=30) for _ in range(5)]
+        for _ in range(1000):
+            if deployment.batcher.depth == 5:
+                break
+            threading.Event().wait(0.01)
+        server.embed_task.gate.set()
+        answers = [held.result(), *(job.result() for job in rest)]
+    assert [a.json()["faces"][0]["name"] for a in answers] == ["alice"] * 6
+    assert server.embed_task.batches[-2:] == [1, 5]
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'modeldeck_batch_size_count{model="_gallery"} 4.0' in metrics
+    assert "_gallery" not in httpx.get(f"{server.url}/v1/models").text  # internal: not a served model
+
+
+@pytest.mark.slow
+def test_the_gallery_embeds_in_a_worker_process_of_its_own(live, tmp_path, astro):
+    pytest.importorskip("dlib")
+    import os
+
+    from modeldeck.config import Settings
+    from modeldeck.serving.models import ProcessModel
+
+    settings = Settings.from_env({}, home=tmp_path / "home", models=("face-detect",), gallery=str(tmp_path / "team.db"))
+    srv = LiveServer(create_app(settings)).start()  # no test loader: the default process isolation
+    live.append(srv)
+    url = f"{srv.url}/v1/gallery"
+    files = {"files": ("eileen.png", png_bytes(astro), "image/png")}
+    assert httpx.post(f"{url}/people/eileen/images", files=files, timeout=60).status_code == 201
+    found = httpx.post(f"{url}/identify", json={"image": b64(astro)}, timeout=60).json()
+    assert found["faces"][0]["name"] == "eileen"
+    deployment = srv.server.config.app.state.gallery.deployment
+    assert isinstance(deployment.model, ProcessModel) and deployment.model.pid not in (None, os.getpid())
+    assert deployment.batcher.stats.items == 2
+    srv.stop()
+    assert srv.server.config.app.state.gallery.deployment is None  # its worker was stopped with the server

@@ -207,7 +207,7 @@ def test_concurrent_requests_are_batched_and_metrics_show_it(live, echo_task, tm
     assert max(echo_task.batches) == 12
     metrics = httpx.get(f"{server.url}/metrics").text
     assert 'modeldeck_batch_size_bucket{le="16.0",model="echo"}' in metrics
-    assert 'modeldeck_requests_total{model="echo",status="200"} 13.0' in metrics
+    assert 'modeldeck_requests_total{model="echo",status="200",surface="task"} 13.0' in metrics
     assert "process_resident_memory_bytes" in metrics
     assert 'modeldeck_queue_depth{model="echo"} 0.0' in metrics  # everything answered, nothing queued
 
@@ -265,3 +265,48 @@ def test_graceful_shutdown_finishes_accepted_requests(echo_task, tmp_path):
         assert [f.result().status_code for f in accepted] == [200] * 6
     server.thread.join(30)
     assert not server.thread.is_alive()
+
+
+def _request_counts(server: LiveServer) -> tuple[dict[tuple[str, ...], float], dict[tuple[str, ...], float]]:
+    """``modeldeck_requests_total`` by (surface, model, status) and the latency counts by (surface, model)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[tuple[str, ...], float] = {}
+    latency: dict[tuple[str, ...], float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text):
+        for s in family.samples:
+            if s.name == "modeldeck_requests_total":
+                counts[(s.labels["surface"], s.labels["model"], s.labels["status"])] = s.value
+            elif s.name == "modeldeck_request_seconds_count":
+                latency[(s.labels["surface"], s.labels["model"])] = s.value
+    return counts, latency
+
+
+def test_every_request_is_counted_once_under_the_surface_whose_router_answered(live, echo_task, tmp_path):
+    server = start(live, echo_task, tmp_path)
+    calls = [
+        ("GET", "/healthz", None, 200),
+        ("GET", "/v1/models", None, 200),
+        ("POST", "/v1/models/echo/predict", {"inputs": "a"}, 200),
+        ("POST", "/v1/models/echo/predict", {"inputs": ""}, 422),
+        ("POST", "/v1/embeddings", {"model": "echo", "input": "a"}, 400),  # echo is no embed model
+        ("GET", "/v1/gallery/people", None, 404),  # this server has no gallery
+        ("GET", "/v1/documents", None, 404),
+        ("GET", "/no/such/route", None, 404),
+    ]
+    before, _ = _request_counts(server)
+    for method, path, body, status in calls:
+        assert httpx.request(method, f"{server.url}{path}", json=body).status_code == status, path
+    after, latency = _request_counts(server)
+    added = {key: value - before.get(key, 0.0) for key, value in after.items() if value != before.get(key, 0.0)}
+    assert added == {
+        ("ops", "", "200"): 2.0,  # /healthz, and the first /metrics scrape (counted once it had answered)
+        ("task", "", "200"): 1.0,
+        ("task", "echo", "200"): 1.0,
+        ("task", "echo", "422"): 1.0,
+        ("openai", "echo", "400"): 1.0,
+        ("gallery", "", "404"): 1.0,
+        ("documents", "", "404"): 1.0,
+        ("other", "", "404"): 1.0,
+    }
+    assert latency[("task", "echo")] == 2.0 and latency[("openai", "echo")] == 1.0

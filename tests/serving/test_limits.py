@@ -298,9 +298,9 @@ def test_requests_are_counted_under_the_status_the_client_saw(live, echo_task, t
     assert predict(server, {"inputs": ""}).status_code == 422
     assert predict(server, {"inputs": "fine"}).status_code == 200
     metrics = httpx.get(f"{server.url}/metrics").text
-    assert 'modeldeck_requests_total{model="echo",status="400"} 1.0' in metrics
-    assert 'modeldeck_requests_total{model="echo",status="422"} 2.0' in metrics
-    assert 'modeldeck_requests_total{model="echo",status="200"} 1.0' in metrics
+    assert 'modeldeck_requests_total{model="echo",status="400",surface="task"} 1.0' in metrics
+    assert 'modeldeck_requests_total{model="echo",status="422",surface="task"} 2.0' in metrics
+    assert 'modeldeck_requests_total{model="echo",status="200",surface="task"} 1.0' in metrics
     assert 'status="500"' not in metrics
 
 

@@ -139,6 +139,17 @@ def test_embeddings_float_and_base64_match_the_python_api(server, client):
     np.testing.assert_allclose(np.asarray(default.data[0].embedding, dtype=np.float32), expected[1], atol=1e-6)
 
 
+def test_embedding_dimensions_are_checked_before_the_model_runs(server, client):
+    stats = server.server.config.app.state.deck.deployments["embed"].batcher
+    before = stats.stats.items
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.embeddings.create(model="embed", input="hello", dimensions=64)
+    assert "dimensions=64 is not supported" in str(refused.value) and "384" in str(refused.value)
+    assert stats.stats.items == before  # refused before anything was queued
+    same = client.embeddings.create(model="embed", input="hello", dimensions=384, encoding_format="float")
+    assert len(same.data[0].embedding) == 384 and stats.stats.items == before + 1
+
+
 def test_models_are_listed_in_openai_and_modeldeck_shapes(server, client):
     assert {m.id for m in client.models.list()} == {"gen", "chat", "embed"}
     body = httpx.get(f"{server.url}/v1/models").json()
@@ -250,7 +261,7 @@ def test_openai_requests_count_in_the_server_metrics(server, client):
         return sum(
             s.value
             for s in families["modeldeck_requests"].samples
-            if s.name.endswith("_total") and s.labels == {"model": model, "status": status}
+            if s.name.endswith("_total") and s.labels == {"model": model, "status": status, "surface": "openai"}
         )
 
     ok, bad = count("gen", "200"), count("gen", "400")

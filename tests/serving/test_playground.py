@@ -120,13 +120,16 @@ def test_metrics_json_counts_what_predict_did(server: LiveServer) -> None:
     before = httpx.get(f"{server.url}/v1/metrics").json()["models"]["echo"]
     for text in ("a", "b", ""):
         httpx.post(f"{server.url}/v1/models/echo/predict", json={"inputs": text})
+    # Another surface naming the same model (echo is no embed model: 400): the view sums the surfaces.
+    assert httpx.post(f"{server.url}/v1/embeddings", json={"model": "echo", "input": "a"}).status_code == 400
     after = httpx.get(f"{server.url}/v1/metrics").json()
     echo = after["models"]["echo"]
     assert after["time"] > 0 and echo["ready"] is True and echo["queue_depth"] == 0
     assert echo["requests"].get("200", 0) - before["requests"].get("200", 0) == 2
     assert echo["requests"].get("422", 0) - before["requests"].get("422", 0) == 1
+    assert echo["requests"].get("400", 0) - before["requests"].get("400", 0) == 1
     latency = echo["latency_seconds"]
-    assert latency["count"] - before["latency_seconds"]["count"] == 3
+    assert latency["count"] - before["latency_seconds"]["count"] == 4
     assert latency["le"] == sorted(latency["le"]) and latency["cumulative"] == sorted(latency["cumulative"])
     assert latency["cumulative"][-1] <= latency["count"] and latency["sum"] > 0
     assert echo["batch_size"]["count"] >= 1 and sum(echo["flushes"].values()) == echo["batch_size"]["count"]

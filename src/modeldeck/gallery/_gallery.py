@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -109,7 +110,9 @@ class Gallery:
     raises ``GalleryModelMismatchError``: distances between two models' vectors mean nothing.
 
     One object may be shared by threads; several objects and processes may use one file at
-    once (readers never wait for a writer; writers take turns).
+    once (readers never wait for a writer; writers take turns). Calls to the embedder take turns
+    too (a task is not safe to call from two threads), unless ``serialize_embedding`` is false:
+    the server's embedder submits to a batched deployment, where concurrent calls batch together.
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class Gallery:
         create: bool = True,
         settings: Settings | None = None,
         loader: Loader | None = None,
+        serialize_embedding: bool = True,
     ) -> None:
         from .._api import load
 
@@ -127,7 +131,9 @@ class Gallery:
         self._settings = settings
         self._loader: Loader = load if loader is None else loader
         self._load_lock = threading.Lock()
-        self._embed_lock = threading.Lock()
+        self._embed_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if serialize_embedding else contextlib.nullcontext()
+        )
         self._task: Any = _check_embedder(model) if model is not None and not isinstance(model, str) else None
         self._ref: str | None = model if isinstance(model, str) else None
         self._meta: GalleryMeta | None = None

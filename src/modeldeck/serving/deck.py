@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from starlette.concurrency import run_in_threadpool
 
@@ -32,6 +32,7 @@ from .limits import InputLimits, check_count
 from .metrics import ServerMetrics
 from .models import ServedModel, StreamSink
 from .specs import ModelSpec
+from .wire import Answer, EmbeddingAnswer, as_json
 
 __all__ = ["Deck", "Deployment", "StreamEnd"]
 
@@ -57,7 +58,7 @@ class Deployment:
         #: tokens those cancelled generations had produced when they stopped.
         self.streams = {"started": 0, "finished": 0, "cancelled": 0, "cancelled_tokens": 0}
         self.created = int(time.time())  # OpenAI's model listing reports it
-        self.batcher: MicroBatcher[tuple[Any, ...], bytes | ModelDeckError] = MicroBatcher(
+        self.batcher: MicroBatcher[tuple[Any, ...], Answer] = MicroBatcher(
             model.run_batch,
             name=name,
             max_batch_size=settings.max_batch_size,
@@ -78,7 +79,7 @@ class Deployment:
         await self.batcher.stop(drain=True)
         await run_in_threadpool(self.model.close)
 
-    async def submit(self, raw: Any, options: Mapping[str, Any], deadline: float) -> bytes | ModelDeckError:
+    async def submit(self, raw: Any, options: Mapping[str, Any], deadline: float) -> Answer:
         """One input through the batcher; ``deadline`` is in ``time.monotonic`` seconds and travels
         with the item to the model, which never starts it late and stops its chunks once it passes."""
         return await self.batcher.submit((raw, options, None, deadline), deadline=deadline)
@@ -112,18 +113,30 @@ class Deployment:
                 retry_after=max(0.1, wait - left),
             )
 
+    @overload
     async def answer(
-        self, inputs: Sequence[Any], options: Mapping[str, Any], timeout: float
-    ) -> list[bytes | ModelDeckError]:
+        self, inputs: Sequence[Any], options: Mapping[str, Any], timeout: float, *, binary: Literal[False] = False
+    ) -> list[bytes | ModelDeckError]: ...
+
+    @overload
+    async def answer(
+        self, inputs: Sequence[Any], options: Mapping[str, Any], timeout: float, *, binary: Literal[True]
+    ) -> list[Answer]: ...
+
+    async def answer(
+        self, inputs: Sequence[Any], options: Mapping[str, Any], timeout: float, *, binary: bool = False
+    ) -> list[bytes | ModelDeckError] | list[Answer]:
         """The one submit path of every route: one answer per input, in order.
 
         Each input is checked first (an invalid one gets its own error and is never queued, so a
         short deadline never hides a 4xx), then the request is admitted or refused as a whole,
         then the valid inputs are batched with the deadline ``timeout`` seconds from now.
+        Answers are JSON bytes; with ``binary`` an embedding stays an ``EmbeddingAnswer`` (its
+        float32 bytes), for a surface that encodes it itself (``wire.embedding_matrix``).
         """
         deadline = time.monotonic() + timeout
         check_count(self.name, len(inputs), self.settings)
-        outputs: list[bytes | ModelDeckError | None] = [None] * len(inputs)
+        outputs: list[Answer | None] = [None] * len(inputs)
         live: list[int] = []
         for index, raw in enumerate(inputs):
             try:
@@ -146,8 +159,12 @@ class Deployment:
                     hint="raise timeout_ms, send fewer or shorter inputs per request, or add capacity",
                 ) from None
             for index, answer in zip(live, answers, strict=True):
-                outputs[index] = answer if isinstance(answer, (bytes, ModelDeckError)) else _unexpected(answer)
-        return [out for out in outputs if out is not None]
+                outputs[index] = (
+                    answer if isinstance(answer, (bytes, EmbeddingAnswer, ModelDeckError)) else _unexpected(answer)
+                )
+        if binary:
+            return [out for out in outputs if out is not None]
+        return [as_json(out) for out in outputs if out is not None]
 
     async def stream(self, raw: Any, options: Mapping[str, Any], deadline: float) -> AsyncIterator[str | StreamEnd]:
         """One input through the batcher, yielding its text pieces as they are generated, then a ``StreamEnd``.
@@ -173,7 +190,7 @@ class Deployment:
             finished = True
             self.streams["finished"] += 1
             try:
-                output = job.result()
+                output = as_json(job.result())
             except ModelDeckError as exc:
                 output = exc
             yield StreamEnd(output)
@@ -181,7 +198,7 @@ class Deployment:
             if not finished:
                 self._abandon(job, sink)
 
-    def _abandon(self, job: asyncio.Future[bytes | ModelDeckError], sink: Any) -> None:
+    def _abandon(self, job: asyncio.Future[Answer], sink: Any) -> None:
         """The consumer left: stop the generation, and count what it had produced when it stopped."""
         self.streams["cancelled"] += 1
         sink.cancel()
@@ -192,7 +209,7 @@ class Deployment:
         else:
             job.add_done_callback(self._count_cancelled)
 
-    def _count_cancelled(self, job: asyncio.Future[bytes | ModelDeckError]) -> None:
+    def _count_cancelled(self, job: asyncio.Future[Answer]) -> None:
         if job.cancelled() or job.exception() is not None:
             return
         output = job.result()

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -24,12 +24,13 @@ from ..config import Settings
 from ..errors import DocumentIndexNotFoundError, InputDecodeError, InputTooLargeError, OptionError
 from ..tasks.base import check_text
 from .errors import error_responses
+from .metrics import surface_router
 
 if TYPE_CHECKING:
     from .._api import Loader
     from ..documents import DocumentIndex
 
-__all__ = ["MAX_QUESTION_CHARS", "MAX_TOP_K", "AskRequest", "DocumentsHolder", "add_documents_routes", "router"]
+__all__ = ["MAX_QUESTION_CHARS", "MAX_TOP_K", "AskRequest", "DocumentsHolder", "router"]
 
 #: More passages than a person reads; each one also costs a reader's forward pass.
 MAX_TOP_K = 50
@@ -105,7 +106,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(holder.close)
 
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"], lifespan=_lifespan)
+router = surface_router("documents", prefix="/v1/documents", tags=["documents"], lifespan=_lifespan)
 
 
 def _holder(request: Request) -> DocumentsHolder:
@@ -155,9 +156,3 @@ async def ask(request: Request) -> dict[str, Any]:
     character span, page and cosine score; ``answer`` is the reader's when the server has one."""
     body = _parse(await request.body())
     return await run_in_threadpool(_holder(request).ask, body.question, body.top_k)
-
-
-def add_documents_routes(app: FastAPI, loader: Loader) -> None:
-    """Serve ``/v1/documents`` for the folder ``app.state.settings.documents`` names."""
-    app.state.documents = DocumentsHolder(app.state.settings, loader)
-    app.include_router(router)

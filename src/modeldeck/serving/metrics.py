@@ -5,12 +5,22 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CONTENT_TYPE", "BatchMetrics", "RequestMetricsMiddleware", "ServerMetrics"]
+__all__ = [
+    "CONTENT_TYPE",
+    "BatchMetrics",
+    "RequestMetricsMiddleware",
+    "ServerMetrics",
+    "SurfaceRoute",
+    "surface_router",
+]
 
 _BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -23,11 +33,19 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         r = self.registry
+        # Every HTTP request, by served model ("" where none was named), status and surface.
         self.requests = Counter(
-            "modeldeck_requests", "HTTP predict requests by model and status code", ["model", "status"], registry=r
+            "modeldeck_requests",
+            "HTTP requests by served model, status code and surface",
+            ["model", "status", "surface"],
+            registry=r,
         )
         self.request_seconds = Histogram(
-            "modeldeck_request_seconds", "Predict request latency", ["model"], buckets=_LATENCY_BUCKETS, registry=r
+            "modeldeck_request_seconds",
+            "HTTP request time to the response's first byte, by served model and surface",
+            ["model", "surface"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.items = Counter("modeldeck_items", "Inputs received by model", ["model"], registry=r)
         self.item_errors = Counter(
@@ -103,12 +121,30 @@ class BatchMetrics:
         pass
 
 
-class RequestMetricsMiddleware:
-    """Counts every model request once, under the status its client saw, and its time to first byte.
+class SurfaceRoute(APIRoute):
+    """A route of one HTTP surface (task API, OpenAI, ...): its requests are counted under ``surface``."""
 
-    A route names its served model in ``request.state.metrics_model`` once the name is resolved;
-    whatever answers afterwards (a handler, an error handler, a validation error) is counted
-    here, so a malformed body is a 400 in the metrics as it was on the wire.
+    surface: ClassVar[str] = "other"
+
+
+def surface_router(surface: str, **options: Any) -> APIRouter:
+    """An ``APIRouter`` whose routes count under ``surface`` in the request metrics.
+
+    The label comes from the route that answered (Starlette keeps it in ``scope["route"]``), so a
+    surface is one router and no table of paths has to follow the routes.
+    """
+    route_class = type(f"{surface.title()}Route", (SurfaceRoute,), {"surface": surface})
+    return APIRouter(route_class=route_class, **options)
+
+
+class RequestMetricsMiddleware:
+    """Counts every request once, under the status its client saw, and its time to first byte.
+
+    The surface is the answering route's (``SurfaceRoute``; ``other`` for an unknown path, the
+    OpenAPI document and the docs page). A route that serves a model names it in
+    ``request.state.metrics_model`` once the name is resolved; whatever answers afterwards (a
+    handler, an error handler, a validation error) is counted under it, so a malformed body is a
+    400 in the metrics as it was on the wire. Requests that name no model count under ``model=""``.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -137,9 +173,9 @@ class RequestMetricsMiddleware:
 
     @staticmethod
     def _record(scope: Scope, status: int, started: float) -> None:
-        model = scope.get("state", {}).get("metrics_model")
-        if model is None:
-            return
+        model = scope.get("state", {}).get("metrics_model") or ""
+        route = scope.get("route")
+        surface = route.surface if isinstance(route, SurfaceRoute) else SurfaceRoute.surface
         metrics: ServerMetrics = scope["app"].state.metrics
-        metrics.requests.labels(model, str(status)).inc()
-        metrics.request_seconds.labels(model).observe(time.perf_counter() - started)
+        metrics.requests.labels(model, str(status), surface).inc()
+        metrics.request_seconds.labels(model, surface).observe(time.perf_counter() - started)

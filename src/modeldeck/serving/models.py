@@ -5,8 +5,9 @@ a torch model would otherwise stall the event loop and be stalled by it) and tur
 native code into one failed batch and a restarted worker instead of a dead server.
 
 Both kinds answer ``run_batch([(input, options), ...])`` with one entry per item: the result's
-JSON bytes, or that item's ``ModelDeckError``. Results are serialized where they are computed,
-so the server only splices bytes into its response.
+JSON bytes (an embedding: its float32 bytes, ``wire.EmbeddingAnswer``), or that item's
+``ModelDeckError``. Results are serialized where they are computed, so the server only splices
+bytes into its response.
 
 An item is ``(input, options[, sink[, deadline]])``. A deadline (``time.monotonic`` seconds, one
 clock for every process of the machine) reaches the model: an item whose deadline has passed is
@@ -46,12 +47,13 @@ from ..tasks._deadline import deadline_scope
 from ..tasks.base import Options, Task, option_error
 from ..types import ModelInfo
 from .specs import ModelSpec, load_spec
+from .wire import Answer, encode_result
 
 __all__ = ["LocalModel", "ProcessModel", "ServedModel", "StreamSink", "run_items", "worker_rss_bytes"]
 
 log = logging.getLogger("modeldeck.serving")
 
-Output = bytes | ModelDeckError
+Output = Answer
 AnyTask = Task[Any, Any, Any, Any]
 # Runs in the worker, so it must be importable by name (a module-level function).
 WorkerLoader = Callable[[ModelSpec, Settings], AnyTask]
@@ -153,7 +155,7 @@ def run_items(task: AnyTask, items: Sequence[tuple[Any, ...]]) -> list[Output]:
         result = next(results)
         if isinstance(result, DeadlineExceededError) and _deadline_of(items[index]) > time.monotonic():
             again.append(index)
-        outputs.append(result if isinstance(result, ModelDeckError) else to_json(result.to_dict()))
+        outputs.append(result if isinstance(result, ModelDeckError) else encode_result(result))
     if again and len(again) < len(pairs):  # each round leaves out at least the earliest deadline
         for index, output in zip(again, run_items(task, [items[i] for i in again]), strict=True):
             outputs[index] = output
@@ -253,7 +255,7 @@ def _worker_main(conn: Connection, spec: ModelSpec, settings: Settings, loader: 
         if message[0] != "batch":
             continue  # a cancel that arrived after its batch had finished
         outputs = _worker_batch(conn, task, message[2], message[1])
-        conn.send([out if isinstance(out, bytes) else _error_to_wire(out) for out in outputs])
+        conn.send([_error_to_wire(out) if isinstance(out, ModelDeckError) else out for out in outputs])
 
 
 _POLL_S = 0.05  # how often a running batch's worker is checked against its budgets
@@ -386,7 +388,7 @@ class ProcessModel:
             finally:
                 for sink in sinks.values():
                     sink.on_cancel = None
-        return [out if isinstance(out, bytes) else _error_from_wire(out) for out in wire]
+        return [_error_from_wire(out) if isinstance(out, tuple) else out for out in wire]
 
     def _over_budget(self, give_up: float | None) -> str | None:
         """Why the running batch must be stopped (time or memory), or None while it is within budget."""

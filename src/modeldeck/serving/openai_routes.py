@@ -16,10 +16,10 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
-import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import to_json
 from starlette.types import Send
 
 from ..errors import (
@@ -33,8 +33,10 @@ from ..errors import (
 )
 from .deck import Deck, Deployment, StreamEnd
 from .errors import error_headers, error_responses, status_for
+from .metrics import surface_router
+from .wire import embedding_matrix
 
-__all__ = ["add_openai_routes"]
+__all__ = ["openai_error", "router"]
 
 _FINISH = {"stop": "stop", "length": "length", "cancelled": "stop"}
 
@@ -329,131 +331,137 @@ async def _stream(
     return _EventStream(body())
 
 
-def add_openai_routes(app: FastAPI) -> None:
-    """Add ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` to ``app``."""
+router = surface_router("openai", tags=["openai"])
 
-    @app.post("/v1/chat/completions", tags=["openai"], **_route_docs(ChatCompletionRequest))
-    async def chat_completions(request: Request) -> Response:
-        try:
-            body: ChatCompletionRequest = await _parse(request, ChatCompletionRequest)
-            deployment = _deployment(request, body.model, "chat", "/v1/chat/completions")
-            options = body.options()
-            deployment.model.check_options(options)
-            messages = body.conversation()
-            ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-            if body.stream:
 
-                def chunk(text: str | None, finish: str | None) -> dict[str, Any]:
-                    delta = (
-                        {"role": "assistant", "content": ""} if text is None else ({"content": text} if text else {})
-                    )
-                    return {
-                        "id": ident,
-                        "object": "chat.completion.chunk",
-                        "created": created,
-                        "model": body.model,
-                        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-                    }
+@router.post("/v1/chat/completions", **_route_docs(ChatCompletionRequest))
+async def chat_completions(request: Request) -> Response:
+    try:
+        body: ChatCompletionRequest = await _parse(request, ChatCompletionRequest)
+        deployment = _deployment(request, body.model, "chat", "/v1/chat/completions")
+        options = body.options()
+        deployment.model.check_options(options)
+        messages = body.conversation()
+        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if body.stream:
 
-                return await _stream(deployment, messages, options, request, chunk, body.include_usage)
-            (result,) = await _answers(deployment, [messages], options, request)
-        except ModelDeckError as exc:
-            return openai_error(exc)
-        return JSONResponse(
-            {
-                "id": ident,
-                "object": "chat.completion",
-                "created": created,
-                "model": body.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": result["message"],
-                        "logprobs": None,
-                        "finish_reason": _FINISH.get(result["finish_reason"], "stop"),
-                    }
-                ],
-                "usage": _usage(result["prompt_tokens"], result["completion_tokens"]),
-            }
-        )
+            def chunk(text: str | None, finish: str | None) -> dict[str, Any]:
+                delta = {"role": "assistant", "content": ""} if text is None else ({"content": text} if text else {})
+                return {
+                    "id": ident,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body.model,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                }
 
-    @app.post("/v1/completions", tags=["openai"], **_route_docs(CompletionRequest))
-    async def completions(request: Request) -> Response:
-        try:
-            body: CompletionRequest = await _parse(request, CompletionRequest)
-            deployment = _deployment(request, body.model, "generate", "/v1/completions")
-            options = body.options()
-            deployment.model.check_options(options)
-            prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-            if not prompts:
-                raise InputError("prompt is an empty list", hint="send a prompt string")
-            ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
-            if body.stream:
-                if len(prompts) != 1:
-                    raise OptionError("streaming takes one prompt", hint="send one prompt per streamed request")
+            return await _stream(deployment, messages, options, request, chunk, body.include_usage)
+        (result,) = await _answers(deployment, [messages], options, request)
+    except ModelDeckError as exc:
+        return openai_error(exc)
+    return JSONResponse(
+        {
+            "id": ident,
+            "object": "chat.completion",
+            "created": created,
+            "model": body.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": result["message"],
+                    "logprobs": None,
+                    "finish_reason": _FINISH.get(result["finish_reason"], "stop"),
+                }
+            ],
+            "usage": _usage(result["prompt_tokens"], result["completion_tokens"]),
+        }
+    )
 
-                def chunk(text: str | None, finish: str | None) -> dict[str, Any] | None:
-                    if text is None:
-                        return None  # completions have no role chunk
-                    return {
-                        "id": ident,
-                        "object": "text_completion",
-                        "created": created,
-                        "model": body.model,
-                        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
-                    }
 
-                return await _stream(deployment, prompts[0], options, request, chunk, body.include_usage)
-            results = await _answers(deployment, prompts, options, request)
-        except ModelDeckError as exc:
-            return openai_error(exc)
-        return JSONResponse(
-            {
-                "id": ident,
-                "object": "text_completion",
-                "created": created,
-                "model": body.model,
-                "choices": [
-                    {
-                        "index": i,
-                        "text": r["text"],
-                        "logprobs": None,
-                        "finish_reason": _FINISH.get(r["finish_reason"], "stop"),
-                    }
-                    for i, r in enumerate(results)
-                ],
-                "usage": _usage(sum(r["prompt_tokens"] for r in results), sum(r["completion_tokens"] for r in results)),
-            }
-        )
+@router.post("/v1/completions", **_route_docs(CompletionRequest))
+async def completions(request: Request) -> Response:
+    try:
+        body: CompletionRequest = await _parse(request, CompletionRequest)
+        deployment = _deployment(request, body.model, "generate", "/v1/completions")
+        options = body.options()
+        deployment.model.check_options(options)
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        if not prompts:
+            raise InputError("prompt is an empty list", hint="send a prompt string")
+        ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        if body.stream:
+            if len(prompts) != 1:
+                raise OptionError("streaming takes one prompt", hint="send one prompt per streamed request")
 
-    @app.post("/v1/embeddings", tags=["openai"], **_route_docs(EmbeddingRequest))
-    async def embeddings(request: Request) -> Response:
-        try:
-            body: EmbeddingRequest = await _parse(request, EmbeddingRequest)
-            deployment = _deployment(request, body.model, "embed", "/v1/embeddings")
-            texts = [body.input] if isinstance(body.input, str) else body.input
-            if not texts:
-                raise InputError("input is an empty list", hint="send a string or a list of strings")
-            results = await _answers(deployment, texts, {}, request)
-        except ModelDeckError as exc:
-            return openai_error(exc)
-        data = []
-        for i, result in enumerate(results):
-            vector = np.asarray(result["vector"], dtype=np.float32)
-            if body.dimensions is not None and body.dimensions != vector.shape[0]:
-                return openai_error(
-                    OptionError(
-                        f"dimensions={body.dimensions} is not supported: model {body.model!r} gives {vector.shape[0]}",
-                        hint="leave dimensions out",
-                    )
-                )
-            encoded: Any = (
-                base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-                if body.encoding_format == "base64"
-                else vector.tolist()
-            )
-            data.append({"object": "embedding", "index": i, "embedding": encoded})
-        # The embed task reports no token counts; usage is present (clients expect it) and zero.
-        return JSONResponse(
-            {"object": "list", "data": data, "model": body.model, "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+            def chunk(text: str | None, finish: str | None) -> dict[str, Any] | None:
+                if text is None:
+                    return None  # completions have no role chunk
+                return {
+                    "id": ident,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": body.model,
+                    "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
+                }
+
+            return await _stream(deployment, prompts[0], options, request, chunk, body.include_usage)
+        results = await _answers(deployment, prompts, options, request)
+    except ModelDeckError as exc:
+        return openai_error(exc)
+    return JSONResponse(
+        {
+            "id": ident,
+            "object": "text_completion",
+            "created": created,
+            "model": body.model,
+            "choices": [
+                {
+                    "index": i,
+                    "text": r["text"],
+                    "logprobs": None,
+                    "finish_reason": _FINISH.get(r["finish_reason"], "stop"),
+                }
+                for i, r in enumerate(results)
+            ],
+            "usage": _usage(sum(r["prompt_tokens"] for r in results), sum(r["completion_tokens"] for r in results)),
+        }
+    )
+
+
+@router.post("/v1/embeddings", **_route_docs(EmbeddingRequest))
+async def embeddings(request: Request) -> Response:
+    try:
+        body: EmbeddingRequest = await _parse(request, EmbeddingRequest)
+        deployment = _deployment(request, body.model, "embed", "/v1/embeddings")
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        if not texts:
+            raise InputError("input is an empty list", hint="send a string or a list of strings")
+        _check_dimensions(deployment, body)
+        answers = await deployment.answer(texts, {}, request.app.state.settings.request_timeout_s, binary=True)
+        vectors = embedding_matrix(answers)
+    except ModelDeckError as exc:
+        return openai_error(exc)
+    if body.encoding_format == "base64":
+        # Straight from the worker's float32 bytes; OpenAI's base64 is little-endian float32 too.
+        data = [
+            {"object": "embedding", "index": i, "embedding": base64.b64encode(row.tobytes()).decode("ascii")}
+            for i, row in enumerate(vectors)
+        ]
+    else:
+        data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(vectors.tolist())]
+    # The embed task reports no token counts; usage is present (clients expect it) and zero.
+    body_out = {"object": "list", "data": data, "model": body.model, "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+    return Response(to_json(body_out), media_type="application/json")
+
+
+def _check_dimensions(deployment: Deployment, body: EmbeddingRequest) -> None:
+    """OpenAI's ``dimensions`` asks for shortened vectors, which modeldeck does not make: the model's
+    own size is accepted, any other refused before the model runs."""
+    if body.dimensions is None:
+        return
+    dim = deployment.model.describe().get("dim")
+    if body.dimensions != dim:
+        raise OptionError(
+            f"dimensions={body.dimensions} is not supported: model {body.model!r} gives {dim}",
+            hint="leave dimensions out",
         )

@@ -21,15 +21,15 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import NotFoundError
 from .deck import Deck
-from .metrics import ServerMetrics
+from .metrics import ServerMetrics, surface_router
 
-__all__ = ["CSP", "PlaygroundAssets", "add_playground", "metrics_view", "router"]
+__all__ = ["CSP", "PlaygroundAssets", "metrics_view", "router"]
 
 #: Everything from this server only; no inline script or style, no eval; images also from
 #: ``blob:`` (a picked photo shown before upload) and ``data:``; the page is never framed.
@@ -47,7 +47,7 @@ _SECURITY_HEADERS = {
 _GZIP_MIN_BYTES = 512
 _COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
 
-router = APIRouter()
+router = surface_router("playground")
 
 # Prometheus samples by name: (labels, value) pairs.
 _Samples = dict[str, list[tuple[dict[str, str], float]]]
@@ -147,28 +147,34 @@ async def asset(path: str, request: Request) -> Response:
 
 
 def _histogram(samples: _Samples, name: str, model: str) -> dict[str, Any]:
-    buckets: list[tuple[float, float]] = []
+    # Summed over the other labels (request latency is also labelled by surface).
+    buckets: dict[float, float] = {}
     total = count = 0.0
     for labels, value in samples.get(f"{name}_bucket", ()):
         if labels.get("model") == model and labels["le"] != "+Inf":
-            buckets.append((float(labels["le"]), value))
+            bound = float(labels["le"])
+            buckets[bound] = buckets.get(bound, 0.0) + value
     for labels, value in samples.get(f"{name}_sum", ()):
         if labels.get("model") == model:
-            total = value
+            total += value
     for labels, value in samples.get(f"{name}_count", ()):
         if labels.get("model") == model:
-            count = value
-    buckets.sort()
+            count += value
+    ordered = sorted(buckets.items())
     return {
-        "le": [bound for bound, _ in buckets],
-        "cumulative": [int(c) for _, c in buckets],
+        "le": [bound for bound, _ in ordered],
+        "cumulative": [int(c) for _, c in ordered],
         "sum": total,
         "count": int(count),
     }
 
 
 def _by_label(samples: _Samples, name: str, model: str, label: str) -> dict[str, int]:
-    return {labels[label]: int(value) for labels, value in samples.get(name, ()) if labels.get("model") == model}
+    counts: dict[str, int] = {}
+    for labels, value in samples.get(name, ()):
+        if labels.get("model") == model:
+            counts[labels[label]] = counts.get(labels[label], 0) + int(value)
+    return counts
 
 
 def metrics_view(metrics: ServerMetrics, deck: Deck) -> dict[str, Any]:
@@ -207,9 +213,3 @@ async def metrics_json(request: Request) -> dict[str, Any]:
     for rates, and interpolate within the buckets for quantiles.
     """
     return metrics_view(request.app.state.metrics, request.app.state.deck)
-
-
-def add_playground(app: FastAPI) -> None:
-    """Serve the playground at ``/`` (its files under ``/playground/``) and ``GET /v1/metrics``."""
-    app.state.playground = PlaygroundAssets()
-    app.include_router(router)

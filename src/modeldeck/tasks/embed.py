@@ -57,6 +57,10 @@ class EmbedTask(Task[_Chunks, tuple[np.ndarray, int], Embedding, EmbedOptions]):
     def dim(self) -> int:
         return self.runtime.dim
 
+    def describe(self) -> dict[str, Any]:
+        # Surfaces check a requested size (OpenAI's ``dimensions``) against it before the model runs.
+        return {**super().describe(), "dim": self.dim}
+
     def preprocess(self, raw: Any, options: EmbedOptions) -> _Chunks:
         text = check_text(raw, max_chars=self.max_text_chars)
         tokens = self.runtime.tokenize(text)
