@@ -37,10 +37,10 @@ from .errors import error_body, error_headers, error_responses, status_for
 from .gallery_routes import add_gallery_routes
 from .limits import BodyLimitMiddleware
 from .metrics import CONTENT_TYPE, RequestMetricsMiddleware, ServerMetrics
-from .models import LocalModel, ProcessModel, ServedModel
+from .oip import router as oip_router
 from .openai_routes import add_openai_routes
 from .playground import add_playground
-from .specs import ModelSpec, SpecLoader, load_spec, parse_specs, task_loader
+from .specs import SpecLoader, parse_specs, task_loader
 
 __all__ = ["create_app"]
 
@@ -103,10 +103,12 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
         redoc_url=None,  # ReDoc has no offline bundle here; /docs covers it
     )
     app.state.settings = settings
-    app.state.deck = Deck(specs, allow_failed=settings.allow_failed_models)
+    app.state.metrics = ServerMetrics()
+    app.state.deck = Deck(
+        specs, allow_failed=settings.allow_failed_models, settings=settings, loader=loader, metrics=app.state.metrics
+    )
     #: Called when a model fails to load and failures are not allowed; ``serve`` sets it to stop uvicorn.
     app.state.stop_server = None
-    app.state.metrics = ServerMetrics()
     app.state.auth = ApiKeys.from_settings(settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)
@@ -116,31 +118,19 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
     add_docs(app)
     document_keys(app, app.state.auth)
     add_openai_routes(app)
+    app.include_router(oip_router)
     add_gallery_routes(app, task_loader(settings, loader))
     add_documents_routes(app, task_loader(settings, loader))
     add_playground(app)
     return app
 
 
-def _build_model(spec: ModelSpec, settings: Settings, loader: SpecLoader | None) -> ServedModel:
-    """Load one model where it will run (blocking: called from a worker thread)."""
-    if loader is not None:
-        return LocalModel(loader(spec))
-    if settings.isolation == "process":
-        model = ProcessModel(spec, settings)
-        model.start()
-        return model
-    return LocalModel(load_spec(spec, settings))
-
-
 async def _load_deck(app: FastAPI, loader: SpecLoader | None, settings: Settings) -> None:
     deck: Deck = app.state.deck
-    for spec in deck.specs:
+    for spec in list(deck.specs):  # a model loaded at run time joins deck.specs
         started = time.perf_counter()
         try:
-            model = await run_in_threadpool(_build_model, spec, settings, loader)
-            deployment = Deployment(spec.alias, model, settings, app.state.metrics)
-            await deployment.start()
+            deployment = await deck.start(spec)
         except Exception as exc:
             deck.failed[spec.alias] = str(exc)
             log.error("model %s failed to load: %s", spec.alias, exc)
@@ -150,8 +140,7 @@ async def _load_deck(app: FastAPI, loader: SpecLoader | None, settings: Settings
             if app.state.stop_server is not None:
                 app.state.stop_server()
             return
-        deck.deployments[spec.alias] = deployment
-        log.info("model %s ready (%s) in %.1fs", spec.alias, model.info.name, time.perf_counter() - started)
+        log.info("model %s ready (%s) in %.1fs", spec.alias, deployment.model.info.name, time.perf_counter() - started)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
