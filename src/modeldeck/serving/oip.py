@@ -48,9 +48,9 @@ _EXTENSIONS = ["binary_tensor_data", "model_repository"]
 #: Request parameters that belong to the protocol (or to tritonclient), never task options.
 _RESERVED = frozenset({"binary_data_output", "timeout", "priority", "headers", "sequence_start", "sequence_end"})
 _PLATFORMS = {
-    "onnx": "onnxruntime_onnx",
+    "onnxruntime": "onnxruntime_onnx",
     "torchscript": "pytorch_torchscript",
-    "torch_export": "pytorch_torchexport",
+    "torch-export": "pytorch_torchexport",
     "tensorflow": "tensorflow_savedmodel",
     "keras": "keras_keras",
 }
