@@ -40,7 +40,7 @@ from ..errors import (
 from ..tasks.tensor_results import TensorResult
 from ._tensors import BYTES, HEADER_LENGTH, datatype_of, decode_tensor, encode_tensor, split_body
 from .deck import Deck, Deployment
-from .errors import error_headers, status_for
+from .errors import error_headers, error_responses, status_for
 
 __all__ = ["embedding_matrix", "oip_error", "router"]
 
@@ -191,9 +191,10 @@ class RepositoryAction(BaseModel):
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    # 401 comes from the server's AuthMiddleware, before this surface, in the server's own error shape.
+    auth = error_responses(401) if 401 in statuses else {}
     text = {
         400: "bad input: what was wrong and how to fix it",
-        401: "an API key is needed, or the one sent is not valid",
         404: "no such model or version",
         413: "the body or the number of items is over its limit",
         429: "overloaded (see Retry-After)",
@@ -201,7 +202,24 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: "loading, failed to load, or shutting down",
         504: "the deadline passed",
     }
-    return {status: {"model": OipErrorBody, "description": text[status]} for status in statuses}
+    return {**auth, **{s: {"model": OipErrorBody, "description": text[s]} for s in statuses if s != 401}}
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its ``$defs`` written in place: an OpenAPI operation cannot refer to them."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)  # type: ignore[no-any-return]
 
 
 # --- health and metadata -----------------------------------------------------------------------
@@ -220,7 +238,11 @@ async def server_live() -> dict[str, Any]:
 @router.get(
     "/v2/health/ready",
     response_model=Readiness,
-    responses={200: {"description": "every served model is ready"}, 503: {"model": Readiness, "description": "not"}},
+    responses={
+        200: {"description": "every served model is ready"},
+        503: {"model": Readiness, "description": "not"},
+        **_errors(401),
+    },
 )
 async def server_ready(request: Request) -> Response:
     ready = request.app.state.deck.ready
@@ -327,7 +349,7 @@ _INFER_DOCS: dict[str, Any] = {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": InferenceRequest.model_json_schema()},
+                "application/json": {"schema": _inline(InferenceRequest.model_json_schema())},
             },
         }
     },

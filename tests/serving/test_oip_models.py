@@ -1,0 +1,112 @@
+"""The Open Inference Protocol with real models: MiniLM ``embed`` and spaCy ``ner`` from their pip packages.
+
+``embed`` answers FP32 ``[N, dim]`` equal to the task API's vectors; ``ner`` a BYTES tensor of the
+task API's JSON results. Unloading a model served in a worker process ends that process and
+gives its memory back (measured with psutil), and loading it again serves it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+import tritonclient.http as triton
+import tritonclient.http.aio as triton_aio
+
+from modeldeck.config import Settings
+from modeldeck.serving import create_app
+from modeldeck.serving.specs import load_spec
+
+from ..support import LiveServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+TEXTS = ["Ada Lovelace wrote programs in London.", "The cat sat.", "Berlin is in Germany, said Angela Merkel."]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    settings = Settings.from_env({}, home=tmp_path_factory.mktemp("home"), models=("embed", "ner"))
+    live = LiveServer(create_app(settings, loader=lambda spec: load_spec(spec, settings))).start()
+    live.wait_ready()
+    yield live
+    live.stop()
+
+
+def _texts(texts: list[str], binary: bool = True) -> triton.InferInput:
+    tensor = triton.InferInput("text", [len(texts)], "BYTES")
+    tensor.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=object), binary_data=binary)
+    return tensor
+
+
+def _task_api(server: LiveServer, model: str, texts: list[str], **options: object) -> list[dict]:
+    body = {"inputs": texts, "options": options}
+    return httpx.post(f"{server.url}/v1/models/{model}/predict", json=body, timeout=60).json()["outputs"]
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_embed_answers_fp32_vectors_equal_to_the_task_api(server, binary):
+    client = triton.InferenceServerClient(server.url.removeprefix("http://"), network_timeout=60)
+    meta = client.get_model_metadata("embed")
+    assert meta["outputs"] == [{"name": "embedding", "datatype": "FP32", "shape": [-1, -1]}]
+    output = triton.InferRequestedOutput("embedding", binary_data=binary)
+    result = client.infer("embed", [_texts(TEXTS, binary)], outputs=[output], parameters={"normalize": True})
+    vectors = result.as_numpy("embedding")
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
+    expected = np.array([o["vector"] for o in _task_api(server, "embed", TEXTS, normalize=True)], dtype=np.float32)
+    np.testing.assert_array_equal(vectors, expected)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_ner_answers_the_task_apis_json_per_text(server):
+    client = triton.InferenceServerClient(server.url.removeprefix("http://"), network_timeout=60)
+    result = client.infer("ner", [_texts(TEXTS)])
+    answers = [json.loads(v) for v in result.as_numpy("result")]
+    assert answers == _task_api(server, "ner", TEXTS)
+    assert {"text": "Ada Lovelace", "label": "PERSON"}.items() <= answers[0]["entities"][0].items()
+
+
+def test_concurrent_aio_embed_requests_are_each_answered_with_their_own_vectors(server):
+    texts = [f"sentence number {i} about topic {i % 5}" for i in range(24)]
+    expected = np.array([o["vector"] for o in _task_api(server, "embed", texts)], dtype=np.float32)
+
+    async def run() -> list[np.ndarray]:
+        client = triton_aio.InferenceServerClient(server.url.removeprefix("http://"))
+        try:
+            results = await asyncio.gather(*(client.infer("embed", [_texts([t])]) for t in texts))
+        finally:
+            await client.close()
+        return [r.as_numpy("embedding")[0] for r in results]
+
+    np.testing.assert_allclose(np.stack(asyncio.run(run())), expected, atol=1e-6)
+
+
+def _rss(pid: int | None) -> int:
+    return psutil.Process(pid).memory_info().rss if pid is not None else 0
+
+
+def test_unload_ends_the_worker_process_and_load_starts_a_new_one(tmp_path):
+    settings = Settings.from_env({}, home=tmp_path / "home", models=("ner",))
+    assert settings.isolation == "process"
+    live = LiveServer(create_app(settings)).start()
+    try:
+        live.wait_ready(timeout=240)
+        client = triton.InferenceServerClient(live.url.removeprefix("http://"), network_timeout=120)
+        deck = live.server.config.app.state.deck
+        pid = deck.deployments["ner"].model.pid
+        before = _rss(pid)
+        assert before > 20 * 2**20 and client.infer("ner", [_texts(TEXTS[:1])]).as_numpy("result").shape == (1,)
+        client.unload_model("ner")
+        assert "ner" not in deck.deployments and not psutil.pid_exists(pid)
+        assert not client.is_model_ready("ner") and client.is_server_ready()
+        client.load_model("ner")
+        new_pid = deck.deployments["ner"].model.pid
+        assert new_pid != pid and _rss(new_pid) > 20 * 2**20
+        answers = [json.loads(v) for v in client.infer("ner", [_texts(TEXTS[:1])]).as_numpy("result")]
+        assert answers[0]["entities"][0]["text"] == "Ada Lovelace"
+    finally:
+        live.stop()
