@@ -110,3 +110,23 @@ def test_unload_ends_the_worker_process_and_load_starts_a_new_one(tmp_path):
         assert answers[0]["entities"][0]["text"] == "Ada Lovelace"
     finally:
         live.stop()
+
+
+def test_the_docs_examples_run_against_a_live_server(server):
+    """docs/protocols.md's Python blocks, run as written against this server: the client example,
+    then the repository example (unload and load ner, load MiniLM from its pip package by name)."""
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "protocols.md"
+    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(encoding="utf-8"), re.S | re.M)
+    assert len(blocks) == 2
+    scope: dict[str, object] = {}
+    exec(blocks[0].replace("127.0.0.1:8000", server.url.removeprefix("http://")), scope)
+    assert scope["vectors"].shape == (2, 384) and scope["entities"][0]["entities"][0]["text"] == "Ada Lovelace"
+    exec(blocks[1], scope)
+    client = scope["client"]
+    assert client.is_model_ready("ner") and client.is_model_ready("all-MiniLM-L6-v2")
+    texts = scope["texts"]
+    again = client.infer("all-MiniLM-L6-v2", [texts], parameters={"normalize": True}).as_numpy("embedding")
+    np.testing.assert_allclose(again, scope["vectors"], atol=1e-6)

@@ -1,0 +1,156 @@
+"""The Open Inference Protocol against the task API on the same ``embed`` server, side by side in one run.
+
+    python benchmarks/protocols.py embed [--duration 10] [--rounds 2]
+
+``throughput``: 32 closed-loop clients, one text per request, alternating rounds of the task API
+(``/v1/models/embed/predict``, JSON) and OIP with binary tensors (a BYTES input and an FP32 output
+as binary data, what ``tritonclient.http`` sends by default); the ratio is OIP over the task API.
+``response CPU``: the server process's own CPU time (its model runs in a worker process, whose
+time is the same either way) per request of 16 texts, with the FP32 ``[16, 384]`` output as
+binary data and as JSON ``data``. Results go to .bench/protocols-embed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import struct
+import time
+from typing import Any
+
+import psutil
+from _common import save, sentences, server
+
+from modeldeck.cli._http import Connection
+
+CONCURRENCY = 32
+
+
+def _post(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        f"Content-Length: {len(body)}",
+        "Connection: keep-alive",
+    ]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def task_api_request(port: int, texts: list[str]) -> bytes:
+    body = json.dumps({"inputs": texts}).encode()
+    return _post(port, "/v1/models/embed/predict", body, {"Content-Type": "application/json"})
+
+
+def oip_request(port: int, texts: list[str], *, binary_output: bool) -> bytes:
+    data = b"".join(struct.pack("<I", len(t.encode())) + t.encode() for t in texts)
+    header = {
+        "inputs": [
+            {"name": "text", "shape": [len(texts)], "datatype": "BYTES", "parameters": {"binary_data_size": len(data)}}
+        ],
+        "outputs": [{"name": "embedding", "parameters": {"binary_data": binary_output}}],
+    }
+    head = json.dumps(header).encode()
+    headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(head))}
+    return _post(port, "/v2/models/embed/infer", head + data, headers)
+
+
+async def closed_loop(port: int, requests: list[bytes], duration: float) -> dict[str, Any]:
+    """``CONCURRENCY`` clients, each sending the next request when its answer arrives."""
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + duration
+    counter = iter(range(10**9))
+
+    async def client() -> None:
+        nonlocal errors
+        connection = Connection("127.0.0.1", port, 60.0)
+        try:
+            while time.perf_counter() < stop_at:
+                raw = requests[next(counter) % len(requests)]
+                started = time.perf_counter()
+                status, _ = await connection.request(raw)
+                if status == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+    seconds = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests_per_s": len(latencies) / seconds,
+        "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else None,
+        "ok": len(latencies),
+        "errors": errors,
+    }
+
+
+def cpu_per_request(pid: int, port: int, requests: list[bytes], duration: float) -> dict[str, Any]:
+    process = psutil.Process(pid)
+    before = process.cpu_times()
+    result = asyncio.run(closed_loop(port, requests, duration))
+    after = process.cpu_times()
+    cpu = (after.user - before.user) + (after.system - before.system)
+    return {**result, "server_cpu_ms_per_request": cpu / max(1, result["ok"]) * 1000}
+
+
+def embed(duration: float, rounds: int) -> dict[str, Any]:
+    texts = sentences(512)
+    with server("embed") as (url, pid):
+        port = int(url.rsplit(":", 1)[1])
+        task_api = [task_api_request(port, [t]) for t in texts]
+        oip = [oip_request(port, [t], binary_output=True) for t in texts]
+        asyncio.run(closed_loop(port, task_api, 3.0))  # warm-up: both paths, the worker, the batcher's timings
+        asyncio.run(closed_loop(port, oip, 3.0))
+        runs: dict[str, list[dict[str, Any]]] = {"task_api": [], "oip_binary": []}
+        for _ in range(rounds):  # alternated, so drift in the machine's load hits both alike
+            runs["task_api"].append(asyncio.run(closed_loop(port, task_api, duration)))
+            runs["oip_binary"].append(asyncio.run(closed_loop(port, oip, duration)))
+        groups = [texts[i : i + 16] for i in range(0, len(texts), 16)]
+        binary = [oip_request(port, g, binary_output=True) for g in groups]
+        as_json = [oip_request(port, g, binary_output=False) for g in groups]
+        cpu = {"fp32_binary": [], "fp32_json": []}
+        for _ in range(rounds):
+            cpu["fp32_binary"].append(cpu_per_request(pid, port, binary, duration))
+            cpu["fp32_json"].append(cpu_per_request(pid, port, as_json, duration))
+    throughput = {k: statistics.median(r["requests_per_s"] for r in v) for k, v in runs.items()}
+    server_cpu = {k: statistics.median(r["server_cpu_ms_per_request"] for r in v) for k, v in cpu.items()}
+    return {
+        "concurrency": CONCURRENCY,
+        "duration_s": duration,
+        "rounds": rounds,
+        "throughput_requests_per_s": throughput,
+        "oip_over_task_api": throughput["oip_binary"] / throughput["task_api"],
+        "server_cpu_ms_per_request_of_16": server_cpu,
+        "binary_over_json_cpu": server_cpu["fp32_binary"] / server_cpu["fp32_json"],
+        "runs": runs,
+        "cpu_runs": cpu,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["embed"])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    result = embed(args.duration, args.rounds)
+    print(f"throughput at {CONCURRENCY} clients, req/s (median of {args.rounds} alternating rounds):")
+    for name, value in result["throughput_requests_per_s"].items():
+        print(f"  {name:12s} {value:8.1f}")
+    print(f"  OIP binary / task API: {result['oip_over_task_api']:.3f}x")
+    print("server CPU per request of 16 texts (FP32 [16, 384] output), ms:")
+    for name, value in result["server_cpu_ms_per_request_of_16"].items():
+        print(f"  {name:12s} {value:8.3f}")
+    print(f"  binary / JSON: {result['binary_over_json_cpu']:.3f}x")
+    save("protocols-embed", result)
+
+
+if __name__ == "__main__":
+    main()
