@@ -5,9 +5,10 @@
 ``throughput``: 32 closed-loop clients, one text per request, alternating rounds of the task API
 (``/v1/models/embed/predict``, JSON) and OIP with binary tensors (a BYTES input and an FP32 output
 as binary data, what ``tritonclient.http`` sends by default); the ratio is OIP over the task API.
-``response CPU``: the server process's own CPU time (its model runs in a worker process, whose
-time is the same either way) per request of 16 texts, with the FP32 ``[16, 384]`` output as
-binary data and as JSON ``data``. Results go to .bench/protocols-embed.json.
+``response CPU``: with 4 clients (none refused), the server process's own CPU time (its model
+runs in a worker process, whose time is the same either way) per request of 16 texts, with the
+FP32 ``[16, 384]`` output as binary data and as JSON ``data``; and the time to write that output alone, in this process.
+Results go to .bench/protocols-embed.json.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import statistics
 import struct
 import time
+from collections import Counter
 from typing import Any
 
 import psutil
@@ -26,6 +28,7 @@ from _common import save, sentences, server
 from modeldeck.cli._http import Connection
 
 CONCURRENCY = 32
+CPU_CLIENTS = 4
 
 
 def _post(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -57,47 +60,77 @@ def oip_request(port: int, texts: list[str], *, binary_output: bool) -> bytes:
     return _post(port, "/v2/models/embed/infer", head + data, headers)
 
 
-async def closed_loop(port: int, requests: list[bytes], duration: float) -> dict[str, Any]:
-    """``CONCURRENCY`` clients, each sending the next request when its answer arrives."""
+async def closed_loop(port: int, requests: list[bytes], duration: float, clients: int = CONCURRENCY) -> dict[str, Any]:
+    """``clients`` clients, each sending the next request when its answer arrives."""
     latencies: list[float] = []
-    errors = 0
+    errors: Counter[str] = Counter()
+    samples: dict[str, str] = {}
     stop_at = time.perf_counter() + duration
     counter = iter(range(10**9))
 
     async def client() -> None:
-        nonlocal errors
         connection = Connection("127.0.0.1", port, 60.0)
         try:
             while time.perf_counter() < stop_at:
                 raw = requests[next(counter) % len(requests)]
                 started = time.perf_counter()
-                status, _ = await connection.request(raw)
+                status, body = await connection.request(raw)
                 if status == 200:
                     latencies.append(time.perf_counter() - started)
                 else:
-                    errors += 1
+                    errors[str(status)] += 1
+                    samples.setdefault(str(status), body[:300].decode("utf-8", "replace"))
         finally:
             connection.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(client() for _ in range(clients)))
     seconds = time.perf_counter() - started
     latencies.sort()
     return {
         "requests_per_s": len(latencies) / seconds,
         "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else None,
         "ok": len(latencies),
-        "errors": errors,
+        "errors": dict(errors),
+        "error_samples": samples,
     }
 
 
 def cpu_per_request(pid: int, port: int, requests: list[bytes], duration: float) -> dict[str, Any]:
     process = psutil.Process(pid)
     before = process.cpu_times()
-    result = asyncio.run(closed_loop(port, requests, duration))
+    # Few clients: no request is refused or late, so the CPU is spent on answered requests only.
+    result = asyncio.run(closed_loop(port, requests, duration, clients=CPU_CLIENTS))
     after = process.cpu_times()
     cpu = (after.user - before.user) + (after.system - before.system)
     return {**result, "server_cpu_ms_per_request": cpu / max(1, result["ok"]) * 1000}
+
+
+def encode_cost(rounds: int = 200) -> dict[str, float]:
+    """Microseconds to write one FP32 [16, 384] output, binary vs JSON (the response part that differs)."""
+    import numpy as np
+    from pydantic_core import to_json
+
+    from modeldeck.serving._tensors import encode_tensor
+
+    array = np.random.default_rng(0).normal(size=(16, 384)).astype(np.float32)
+
+    def binary() -> bytes:
+        head, raw = encode_tensor("embedding", array, True)
+        return to_json(head) + (raw or b"")
+
+    def as_json() -> bytes:
+        return to_json(encode_tensor("embedding", array, False)[0])
+
+    times = {}
+    for name, fn in (("fp32_binary", binary), ("fp32_json", as_json)):
+        best = float("inf")
+        for _ in range(rounds):
+            started = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - started)
+        times[name] = best * 1e6
+    return times
 
 
 def embed(duration: float, rounds: int) -> dict[str, Any]:
@@ -129,6 +162,8 @@ def embed(duration: float, rounds: int) -> dict[str, Any]:
         "oip_over_task_api": throughput["oip_binary"] / throughput["task_api"],
         "server_cpu_ms_per_request_of_16": server_cpu,
         "binary_over_json_cpu": server_cpu["fp32_binary"] / server_cpu["fp32_json"],
+        "encode_us_fp32_16x384": (encode := encode_cost()),
+        "binary_over_json_encode": encode["fp32_binary"] / encode["fp32_json"],
         "runs": runs,
         "cpu_runs": cpu,
     }
@@ -148,7 +183,11 @@ def main() -> None:
     print("server CPU per request of 16 texts (FP32 [16, 384] output), ms:")
     for name, value in result["server_cpu_ms_per_request_of_16"].items():
         print(f"  {name:12s} {value:8.3f}")
-    print(f"  binary / JSON: {result['binary_over_json_cpu']:.3f}x")
+    print(f"  binary / JSON: {result['binary_over_json_cpu']:.3f}x ({CPU_CLIENTS} clients)")
+    print("writing that output alone (best of 200), us:")
+    for name, value in result["encode_us_fp32_16x384"].items():
+        print(f"  {name:12s} {value:8.1f}")
+    print(f"  binary / JSON: {result['binary_over_json_encode']:.3f}x")
     save("protocols-embed", result)
 
 
