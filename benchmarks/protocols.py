@@ -1,6 +1,7 @@
 """The Open Inference Protocol against the task API on the same ``embed`` server, side by side in one run.
 
     python benchmarks/protocols.py embed [--duration 10] [--rounds 2]
+    python benchmarks/protocols.py repository   # RSS of server + workers around unload / load
 
 ``throughput``: 32 closed-loop clients, one text per request, alternating rounds of the task API
 (``/v1/models/embed/predict``, JSON) and OIP with binary tensors (a BYTES input and an FP32 output
@@ -8,7 +9,9 @@ as binary data, what ``tritonclient.http`` sends by default); the ratio is OIP o
 ``response CPU``: with 4 clients (none refused), the server process's own CPU time (its model
 runs in a worker process, whose time is the same either way) per request of 16 texts, with the
 FP32 ``[16, 384]`` output as binary data and as JSON ``data``; and the time to write that output alone, in this process.
-Results go to .bench/protocols-embed.json.
+Results go to .bench/protocols-embed.json. ``repository``: server and worker RSS (psutil) with
+``ner`` and ``embed`` served, after unloading each through the model repository extension, and
+after loading ``ner`` again (.bench/protocols-repository.json).
 """
 
 from __future__ import annotations
@@ -169,12 +172,59 @@ def embed(duration: float, rounds: int) -> dict[str, Any]:
     }
 
 
+def _memory(pid: int) -> dict[str, Any]:
+    """RSS of the server process and of each of its worker processes, in MiB (psutil)."""
+    server_process = psutil.Process(pid)
+    workers = server_process.children(recursive=True)
+    mib = 2**20
+    return {
+        "server_mib": server_process.memory_info().rss / mib,
+        "workers": len(workers),
+        "workers_mib": sum(w.memory_info().rss for w in workers) / mib,
+        "total_mib": (server_process.memory_info().rss + sum(w.memory_info().rss for w in workers)) / mib,
+    }
+
+
+def repository() -> dict[str, Any]:
+    """Server + worker RSS with ner and embed served, after unloading each, and after loading ner again."""
+    import httpx
+
+    texts = sentences(64)
+    with server("ner,embed") as (url, pid):
+        with httpx.Client(base_url=url, timeout=120) as client:
+
+            def use(model: str) -> None:  # a few requests, so each worker has run batches
+                for i in range(0, 64, 16):
+                    client.post(f"/v1/models/{model}/predict", json={"inputs": texts[i : i + 16]}).raise_for_status()
+
+            use("ner")
+            use("embed")
+            steps = {"served ner+embed": _memory(pid)}
+            client.post("/v2/repository/models/embed/unload").raise_for_status()
+            steps["embed unloaded"] = _memory(pid)
+            client.post("/v2/repository/models/ner/unload").raise_for_status()
+            steps["ner unloaded too"] = _memory(pid)
+            client.post("/v2/repository/models/ner/load").raise_for_status()
+            use("ner")
+            steps["ner loaded again"] = _memory(pid)
+    return steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["embed"])
+    parser.add_argument("what", choices=["embed", "repository"])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    if args.what == "repository":
+        steps = repository()
+        for name, memory in steps.items():
+            print(
+                f"{name:18s} server {memory['server_mib']:7.1f} MiB + {memory['workers']} worker(s) "
+                f"{memory['workers_mib']:7.1f} MiB = {memory['total_mib']:7.1f} MiB"
+            )
+        save("protocols-repository", steps)
+        return
     result = embed(args.duration, args.rounds)
     print(f"throughput at {CONCURRENCY} clients, req/s (median of {args.rounds} alternating rounds):")
     for name, value in result["throughput_requests_per_s"].items():
