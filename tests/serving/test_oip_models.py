@@ -130,3 +130,48 @@ def test_the_docs_examples_run_against_a_live_server(server):
     texts = scope["texts"]
     again = client.infer("all-MiniLM-L6-v2", [texts], parameters={"normalize": True}).as_numpy("embedding")
     np.testing.assert_allclose(again, scope["vectors"], atol=1e-6)
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json-base64"])
+def test_image_tasks_take_encoded_images_and_pairs(tmp_path, binary):
+    """face-detect takes BYTES [N] of encoded images (binary, or base64 strings in JSON), face-verify
+    BYTES [N, 2] of pairs; each answer equals the task API's for the same images."""
+    import base64
+
+    from ..faces.face_builders import astronaut, coffee, png
+
+    settings = Settings.from_env({}, home=tmp_path / "home", models=("face-detect", "face-verify"))
+    live = LiveServer(create_app(settings, loader=lambda spec: load_spec(spec, settings))).start()
+    try:
+        live.wait_ready()
+        client = triton.InferenceServerClient(live.url.removeprefix("http://"), network_timeout=120)
+        astro, cup = png(astronaut()), png(coffee())
+        flipped = png(np.ascontiguousarray(astronaut()[:, ::-1]))
+        encode = (lambda b: b) if binary else (lambda b: base64.b64encode(b))
+
+        def tensor(name: str, images: list[list[bytes]] | list[bytes]) -> triton.InferInput:
+            array = np.array(images, dtype=object)
+            array = np.vectorize(encode, otypes=[object])(array)
+            return _named(name, array, binary)
+
+        meta = client.get_model_metadata("face-verify")
+        assert meta["inputs"] == [{"name": "images", "datatype": "BYTES", "shape": [-1, 2]}]
+        detected = client.infer("face-detect", [tensor("image", [astro, cup])]).as_numpy("result")
+        b64 = [base64.b64encode(x).decode() for x in (astro, cup, flipped)]
+        task_api = httpx.post(
+            f"{live.url}/v1/models/face-detect/predict", json={"inputs": b64[:2]}, timeout=120
+        ).json()["outputs"]
+        assert [json.loads(v) for v in detected] == task_api and task_api[0]["faces"]
+        verified = client.infer("face-verify", [tensor("images", [[astro, flipped]])]).as_numpy("result")
+        expected = httpx.post(
+            f"{live.url}/v1/models/face-verify/predict", json={"inputs": [[b64[0], b64[2]]]}, timeout=120
+        ).json()["outputs"]
+        assert [json.loads(v) for v in verified] == expected and expected[0]["match"] is True
+    finally:
+        live.stop()
+
+
+def _named(name: str, array: np.ndarray, binary: bool) -> triton.InferInput:
+    tensor = triton.InferInput(name, list(array.shape), "BYTES")
+    tensor.set_data_from_numpy(array, binary_data=binary)
+    return tensor
