@@ -356,3 +356,35 @@ def test_model_repository_unloads_and_loads_a_served_model(server, client):
     for name in ("not-a-model", "tests"):  # a folder beside the server is no store model either
         response = post(server, f"/v2/repository/models/{name}/load", b"")
         assert response.status_code == 404 and response.json()["error"].startswith("[MD202]"), response.text
+
+
+def test_a_model_that_failed_to_load_stays_failed_until_a_load_succeeds(live, echo_task, tmp_path):
+    import threading
+
+    fixed = threading.Event()
+
+    def loader(spec):
+        if spec.alias == "flaky" and not fixed.is_set():
+            raise RuntimeError("weights missing")
+        return echo_task
+
+    settings = Settings.from_env({}, home=tmp_path / "home", models=("echo", "flaky=echo"), allow_failed_models=True)
+    server = LiveServer(create_app(settings, loader=loader)).start()
+    live.append(server)
+    server.wait_ready()
+    client = triton.InferenceServerClient(server.url.removeprefix("http://"))
+    states = {row["name"]: row for row in client.get_model_repository_index()}
+    assert states["flaky"]["state"] == "UNAVAILABLE" and "weights missing" in states["flaky"]["reason"]
+    assert not client.is_server_ready() and not client.is_model_ready("flaky")
+    with pytest.raises(InferenceServerException) as raised:
+        client.load_model("flaky")
+    assert raised.value.status() == "503" and "weights missing" in raised.value.message()
+    assert httpx.get(f"{server.url}/readyz").json()["models"] == {"echo": "ready", "flaky": "failed"}
+    fixed.set()
+    client.load_model("flaky")
+    assert client.is_model_ready("flaky") and client.is_server_ready()
+    client.unload_model("flaky")
+    assert httpx.get(f"{server.url}/readyz").json() == {
+        "status": "ready",
+        "models": {"echo": "ready", "flaky": "unloaded"},
+    }

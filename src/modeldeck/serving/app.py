@@ -226,12 +226,7 @@ def _add_routes(app: FastAPI) -> None:
         status = deck.status
         body = {
             "status": status,
-            "models": {
-                spec.alias: "ready"
-                if spec.alias in deck.deployments
-                else ("failed" if spec.alias in deck.failed else "loading")
-                for spec in deck.specs
-            },
+            "models": {spec.alias: deck.state(spec.alias) for spec in deck.specs},
         }
         return FastJSONResponse(body, status_code=200 if status in ("ready", "degraded") else 503)
 

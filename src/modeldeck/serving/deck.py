@@ -316,6 +316,14 @@ class Deck:
             return "degraded" if self.deployments and self.allow_failed else "failed"
         return "failed" if self.failed and not self.allow_failed else "loading"
 
+    def state(self, name: str) -> str:
+        """``ready``, ``loading``, ``failed`` or ``unloaded``: one served model's state."""
+        if name in self.deployments:
+            return "ready"
+        if name in self.unloaded:
+            return "unloaded"
+        return "failed" if name in self.failed else "loading"
+
     def get(self, name: str) -> Deployment:
         if self.shutting_down:
             raise ShuttingDownError("the server is shutting down", hint="retry against another replica")
@@ -372,9 +380,11 @@ class Deck:
             self.failed.pop(name, None)
             try:
                 deployment = await self.start(spec)
-            except ModelDeckError:
-                raise
             except Exception as exc:
+                if spec in self.specs and name not in self.unloaded:
+                    self.failed[name] = str(exc)  # a served model that fails again is failed, not loading
+                if isinstance(exc, ModelDeckError):
+                    raise
                 raise ModelLoadError(f"model {name!r} failed to load: {type(exc).__name__}: {exc}") from exc
             if spec not in self.specs:
                 self.specs.append(spec)

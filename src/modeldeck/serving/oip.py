@@ -609,15 +609,14 @@ async def repository_index(request: Request) -> list[dict[str, Any]]:
     deck: Deck = request.app.state.deck
     rows: list[dict[str, Any]] = []
     for spec in deck.specs:
-        deployment = deck.deployments.get(spec.alias)
-        if deployment is not None:
-            rows.append({"name": spec.alias, "version": deployment.model.info.version, "state": "READY"})
-        elif spec.alias in deck.unloaded:
-            rows.append({"name": spec.alias, "state": "UNAVAILABLE", "reason": "unloaded"})
-        elif spec.alias in deck.failed:
-            rows.append({"name": spec.alias, "state": "UNAVAILABLE", "reason": deck.failed[spec.alias]})
-        else:
+        state = deck.state(spec.alias)
+        if state == "ready":
+            version = deck.deployments[spec.alias].model.info.version
+            rows.append({"name": spec.alias, "version": version, "state": "READY"})
+        elif state == "loading":
             rows.append({"name": spec.alias, "state": "LOADING"})
+        else:
+            rows.append({"name": spec.alias, "state": "UNAVAILABLE", "reason": deck.failed.get(spec.alias, state)})
     if not wanted.ready:
         served = {spec.alias for spec in deck.specs}
         for installed in await run_in_threadpool(deck.installed):
