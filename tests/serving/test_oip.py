@@ -388,3 +388,33 @@ def test_a_model_that_failed_to_load_stays_failed_until_a_load_succeeds(live, ec
         "status": "ready",
         "models": {"echo": "ready", "flaky": "unloaded"},
     }
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_from_tritonclient(client, algorithm):
+    x = np.random.default_rng(2).normal(size=(4, 3)).astype(np.float32)
+    result = client.infer(
+        "affine", [_input("x", x)], request_compression_algorithm=algorithm, response_compression_algorithm=algorithm
+    )
+    np.testing.assert_allclose(result.as_numpy("y"), affine_reference(x), rtol=1e-6)
+
+
+def test_an_unknown_or_oversized_encoding_is_refused(server):
+    import gzip
+
+    body = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}
+    status, error = _bad(server, "affine", json.dumps(body).encode(), {"Content-Encoding": "br"})
+    assert status == 400 and "Content-Encoding 'br'" in error
+    limit = server.server.config.app.state.settings.max_body_bytes
+    bomb = gzip.compress(b" " * (limit + 10))  # a few KiB on the wire, past the limit unpacked
+    status, error = _bad(server, "affine", bomb, {"Content-Encoding": "gzip"})
+    assert status == 413 and "unpacks to more than" in error
+
+
+def test_a_json_input_carries_one_json_document_per_item(server, client):
+    documents = np.array([json.dumps("first").encode(), json.dumps("second").encode()], dtype=object)
+    result = client.infer("echo", [_input("json", documents)])
+    assert [json.loads(v) for v in result.as_numpy("result")] == [{"text": "first"}, {"text": "second"}]
+    status, error = _bad(server, "echo", {"inputs": [{"name": "json", "shape": [1], "datatype": "BYTES",
+                                                       "data": ["{not json"]}]})  # fmt: skip
+    assert status == 400 and "not a JSON document" in error

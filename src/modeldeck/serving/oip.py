@@ -14,6 +14,7 @@ Errors are ``{"error": "[MDnnn] message (hint)"}`` with the protocol's statuses 
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from .._version import __version__
 from ..errors import (
     InputDecodeError,
     InputError,
+    InputTooLargeError,
     InputTypeError,
     ModelDeckError,
     OptionError,
@@ -411,6 +413,29 @@ def _read_request(body: bytes, header_length: str | None) -> tuple[InferenceRequ
     return parsed, binary
 
 
+def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """The request body as sent before ``Content-Encoding`` (gzip or deflate, as tritonclient's
+    ``request_compression_algorithm`` sends it), refused past ``limit`` bytes unpacked."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise InputDecodeError(
+            f"Content-Encoding {encoding!r} is not supported", hint="send the body as is, or gzip or deflate it"
+        )
+    unpacker = zlib.decompressobj(zlib.MAX_WBITS | (16 if encoding == "gzip" else 0))
+    try:
+        out = unpacker.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InputDecodeError(f"the body is not valid {encoding} data ({exc})") from None
+    if len(out) > limit or unpacker.unconsumed_tail:
+        raise InputTooLargeError(
+            f"the {encoding} body unpacks to more than {limit:,} bytes",
+            hint="send less, or raise MODELDECK_MAX_BODY_BYTES",
+        )
+    return out
+
+
 def _options(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], bool, float | None]:
     """Task options, the request-wide ``binary_data_output``, and the ``timeout`` (microseconds) in seconds."""
     if parameters.get("sequence_id"):
@@ -537,7 +562,8 @@ def _item_error(exc: ModelDeckError, index: int) -> ModelDeckError:
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     deployment = _deployment(request, name, version)
     settings = request.app.state.settings
-    body, binary = _read_request(await request.body(), request.headers.get(HEADER_LENGTH))
+    raw = _decompress(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
+    body, binary = _read_request(raw, request.headers.get(HEADER_LENGTH))
     options, binary_default, timeout = _options(body.parameters or {})
     tensors: dict[str, np.ndarray] = {}
     for tensor in body.inputs:
