@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
 from ..errors import (
+    InferenceError,
     InputDecodeError,
     InputError,
     InputTooLargeError,
@@ -487,9 +488,8 @@ def _texts(array: np.ndarray, name: str, as_json: bool) -> list[Any]:
         raise InputDecodeError(f"input {name!r} holds an item that is not a JSON document ({exc})") from None
 
 
-def _items(deployment: Deployment, tensors: Mapping[str, np.ndarray]) -> list[Any]:
+def _items(deployment: Deployment, inputs: Sequence[Mapping[str, Any]], tensors: Mapping[str, np.ndarray]) -> list[Any]:
     """The batcher's items: one per row of the batch dimension, in order."""
-    inputs, _ = signature(deployment)
     names = [t["name"] for t in inputs]
     kind = deployment.input_kind
     allowed = [*names, "json"] if kind not in ("tensor", "image", "image-pair") else names
@@ -550,6 +550,12 @@ def _outputs(deployment: Deployment, answers: Sequence[bytes]) -> dict[str, np.n
     stacked: dict[str, np.ndarray] = {}
     for name in results[0].names:
         rows = [r[name] for r in results]
+        if len({row.shape for row in rows}) > 1:
+            raise InferenceError(
+                f"output {name!r} has a different shape per item ({sorted({row.shape for row in rows})}), "
+                "so it cannot be one tensor",
+                hint="send one item per request, or use the task API, which answers each item on its own",
+            )
         stacked[name] = np.stack(rows)  # text outputs stay str: encode_tensor writes them as UTF-8
     return stacked
 
@@ -572,7 +578,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         tensors[tensor.name] = decode_tensor(
             tensor.name, tensor.datatype, tensor.shape, tensor.data, binary.get(tensor.name)
         )
-    _, declared = signature(deployment)
+    inputs, declared = signature(deployment)
     known = [t["name"] for t in declared]
     wanted: dict[str, bool] = {}
     for out in body.outputs or []:
@@ -586,7 +592,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     if wanted and deployment.input_kind == "tensor":
         options["outputs"] = list(wanted)
     deployment.model.check_options(options)
-    items = _items(deployment, tensors)
+    items = _items(deployment, inputs, tensors)
     if not items:
         raise InputError("the inputs hold no items (batch dimension 0)", hint="send at least one row")
     answers = await deployment.answer(items, options, timeout or settings.request_timeout_s)
