@@ -418,3 +418,19 @@ def test_a_json_input_carries_one_json_document_per_item(server, client):
     status, error = _bad(server, "echo", {"inputs": [{"name": "json", "shape": [1], "datatype": "BYTES",
                                                        "data": ["{not json"]}]})  # fmt: skip
     assert status == 400 and "not a JSON document" in error
+
+
+def test_with_api_keys_the_probes_are_open_and_the_rest_needs_the_key(live, echo_task, tmp_path):
+    settings = Settings.from_env({}, home=tmp_path / "home", models=("echo",), api_keys=("k-oip-test-0123",))
+    server = LiveServer(create_app(settings, loader=lambda spec: echo_task)).start()
+    live.append(server)
+    server.wait_ready()
+    anonymous = triton.InferenceServerClient(server.url.removeprefix("http://"))
+    assert anonymous.is_server_live() and anonymous.is_server_ready()
+    with pytest.raises(InferenceServerException) as raised:
+        anonymous.get_server_metadata()
+    assert raised.value.status() == "401"
+    keyed = triton.InferenceServerClient(server.url.removeprefix("http://"))
+    texts = _input("text", np.array([b"hi"], dtype=object))
+    result = keyed.infer("echo", [texts], headers={"Authorization": "Bearer k-oip-test-0123"})
+    assert json.loads(result.as_numpy("result")[0]) == {"text": "hi"}
