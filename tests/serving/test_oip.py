@@ -141,6 +141,10 @@ def test_model_metadata_follows_each_signature(client):
     version = affine["versions"][0]
     assert client.get_model_metadata("affine", model_version=version)["name"] == "affine"
     assert client.is_model_ready("affine") and client.is_model_ready("affine", model_version=version)
+    x = np.ones((2, 3), np.float32)
+    answer = client.infer("affine", [_input("x", x)], model_version=version)
+    assert answer.get_response()["model_version"] == version
+    np.testing.assert_allclose(answer.as_numpy("y"), affine_reference(x), rtol=1e-6)
 
 
 def test_unknown_model_or_version_is_404_with_the_fix(server, client):
