@@ -438,3 +438,25 @@ def test_with_api_keys_the_probes_are_open_and_the_rest_needs_the_key(live, echo
     texts = _input("text", np.array([b"hi"], dtype=object))
     result = keyed.infer("echo", [texts], headers={"Authorization": "Bearer k-oip-test-0123"})
     assert json.loads(result.as_numpy("result")[0]) == {"text": "hi"}
+
+
+def test_loading_a_model_still_loading_at_start_up_is_refused(live, echo_task, tmp_path):
+    import threading
+
+    release = threading.Event()
+
+    def loader(spec):
+        assert release.wait(30), "test never released the loader"
+        return echo_task
+
+    settings = Settings.from_env({}, home=tmp_path / "home", models=("echo",))
+    server = LiveServer(create_app(settings, loader=loader)).start()
+    live.append(server)
+    try:
+        response = post(server, "/v2/repository/models/echo/load", b"")
+        assert response.status_code == 503 and "still loading" in response.json()["error"]
+        assert httpx.get(f"{server.url}/v2/models/echo/ready").status_code == 503
+    finally:
+        release.set()
+    server.wait_ready()
+    assert httpx.get(f"{server.url}/v2/models/echo/ready").json() == {"name": "echo", "ready": True}

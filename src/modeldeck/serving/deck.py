@@ -347,6 +347,9 @@ class Deck:
         model = await run_in_threadpool(build_model, spec, settings, self.loader)
         deployment = Deployment(spec.alias, model, settings, metrics)
         await deployment.start()
+        if self.shutting_down:  # the server began to stop while this model loaded: do not leave it running
+            await deployment.stop()
+            raise ShuttingDownError("the server is shutting down", hint="retry against another replica")
         self.deployments[spec.alias] = deployment
         return deployment
 
@@ -375,6 +378,8 @@ class Deck:
                     "pull or import a model first",
                 )
             spec = ModelSpec(name, None, name)
+        elif self.state(name) == "loading" and name not in self._changing:
+            raise ServiceError(f"model {name!r} is still loading", hint=f"poll /v2/models/{name}/ready")
         self._claim(name)
         try:
             self.failed.pop(name, None)
