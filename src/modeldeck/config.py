@@ -171,6 +171,8 @@ class Settings:
         default=(
             "/healthz",
             "/readyz",
+            "/v2/health/live",  # the Open Inference Protocol's probes
+            "/v2/health/ready",
             "/metrics",
             "/v1/metrics",
             "/docs",

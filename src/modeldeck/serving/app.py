@@ -10,22 +10,20 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
 from ..config import Settings
-from . import documents_routes, gallery_routes, openai_routes, ops_routes, playground, task_routes
+from . import documents_routes, gallery_routes, oip, openai_routes, ops_routes, playground, task_routes
 from .auth import ApiKeys, AuthMiddleware, document_keys
-from .deck import Deck, Deployment
+from .deck import Deck, build_model
 from .docs import add_docs
 from .documents_routes import DocumentsHolder
 from .gallery_routes import GalleryHolder
 from .handlers import add_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import RequestMetricsMiddleware, ServerMetrics
-from .models import LocalModel, ProcessModel, ServedModel
 from .playground import PlaygroundAssets
-from .specs import ModelSpec, SpecLoader, load_spec, parse_specs, task_loader
+from .specs import SpecLoader, parse_specs, task_loader
 
 __all__ = ["create_app"]
 
@@ -65,13 +63,15 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
         redoc_url=None,  # ReDoc has no offline bundle here; /docs covers it
     )
     app.state.settings = settings
-    app.state.deck = Deck(specs, allow_failed=settings.allow_failed_models)
+    app.state.metrics = ServerMetrics()
+    app.state.deck = Deck(
+        specs, allow_failed=settings.allow_failed_models, settings=settings, loader=loader, metrics=app.state.metrics
+    )
     #: Called when a model fails to load and failures are not allowed; ``serve`` sets it to stop uvicorn.
     app.state.stop_server = None
-    app.state.metrics = ServerMetrics()
     app.state.auth = ApiKeys.from_settings(settings)
     app.state.gallery = GalleryHolder(
-        settings, functools.partial(_build_model, settings=settings, loader=loader), app.state.metrics
+        settings, functools.partial(build_model, settings=settings, loader=loader), app.state.metrics
     )
     app.state.documents = DocumentsHolder(settings, task_loader(settings, loader))
     app.state.playground = PlaygroundAssets()
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
     app.include_router(task_routes.router)
     add_docs(app)
     app.include_router(openai_routes.router)
+    app.include_router(oip.router)
     app.include_router(gallery_routes.router)
     app.include_router(documents_routes.router)
     app.include_router(playground.router)
@@ -90,25 +91,12 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
     return app
 
 
-def _build_model(spec: ModelSpec, settings: Settings, loader: SpecLoader | None) -> ServedModel:
-    """Load one model where it will run (blocking: called from a worker thread)."""
-    if loader is not None:
-        return LocalModel(loader(spec))
-    if settings.isolation == "process":
-        model = ProcessModel(spec, settings)
-        model.start()
-        return model
-    return LocalModel(load_spec(spec, settings))
-
-
 async def _load_deck(app: FastAPI, loader: SpecLoader | None, settings: Settings) -> None:
     deck: Deck = app.state.deck
-    for spec in deck.specs:
+    for spec in list(deck.specs):  # a model loaded at run time joins deck.specs
         started = time.perf_counter()
         try:
-            model = await run_in_threadpool(_build_model, spec, settings, loader)
-            deployment = Deployment(spec.alias, model, settings, app.state.metrics)
-            await deployment.start()
+            deployment = await deck.start(spec)
         except Exception as exc:
             deck.failed[spec.alias] = str(exc)
             log.error("model %s failed to load: %s", spec.alias, exc)
@@ -118,5 +106,4 @@ async def _load_deck(app: FastAPI, loader: SpecLoader | None, settings: Settings
             if app.state.stop_server is not None:
                 app.state.stop_server()
             return
-        deck.deployments[spec.alias] = deployment
-        log.info("model %s ready (%s) in %.1fs", spec.alias, model.info.name, time.perf_counter() - started)
+        log.info("model %s ready (%s) in %.1fs", spec.alias, deployment.model.info.name, time.perf_counter() - started)

@@ -30,11 +30,11 @@ from ..errors import (
 from ..tasks import TASKS
 from .limits import InputLimits, check_count
 from .metrics import ServerMetrics
-from .models import ServedModel, StreamSink
-from .specs import ModelSpec
+from .models import LocalModel, ProcessModel, ServedModel, StreamSink
+from .specs import ModelSpec, SpecLoader, load_spec
 from .wire import Answer, EmbeddingAnswer, as_json
 
-__all__ = ["Deck", "Deployment", "StreamEnd"]
+__all__ = ["Deck", "Deployment", "StreamEnd", "build_model"]
 
 log = logging.getLogger("modeldeck.serving")
 
@@ -269,24 +269,57 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class Deck:
-    """The deployments of one server and their loading state."""
+def build_model(spec: ModelSpec, settings: Settings, loader: SpecLoader | None) -> ServedModel:
+    """Load one model where it will run (blocking: called from a worker thread)."""
+    if loader is not None:
+        return LocalModel(loader(spec))
+    if settings.isolation == "process":
+        model = ProcessModel(spec, settings)
+        model.start()
+        return model
+    return LocalModel(load_spec(spec, settings))
 
-    def __init__(self, specs: Sequence[ModelSpec], *, allow_failed: bool = False) -> None:
+
+class Deck:
+    """The deployments of one server and their loading state.
+
+    ``settings``, ``loader`` and ``metrics`` let the deck load and unload models at run time
+    (the Open Inference Protocol's model repository extension); without them it only serves.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[ModelSpec],
+        *,
+        allow_failed: bool = False,
+        settings: Settings | None = None,
+        loader: SpecLoader | None = None,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
         self.specs = list(specs)
         self.allow_failed = allow_failed
+        self.settings = settings
+        self.loader = loader
+        self.metrics = metrics
         self.deployments: dict[str, Deployment] = {}
         self.failed: dict[str, str] = {}
+        #: Served names unloaded on request: not expected to be ready until loaded again.
+        self.unloaded: set[str] = set()
         self.shutting_down = False
+        self._changing: set[str] = set()  # names being loaded or unloaded right now
+
+    @property
+    def expected(self) -> int:
+        return len(self.specs) - len(self.unloaded)
 
     @property
     def settled(self) -> bool:
         """Every model has loaded or failed to."""
-        return len(self.deployments) + len(self.failed) == len(self.specs)
+        return len(self.deployments) + len(self.failed) == self.expected
 
     @property
     def ready(self) -> bool:
-        return not self.shutting_down and len(self.deployments) == len(self.specs)
+        return not self.shutting_down and len(self.deployments) == self.expected
 
     @property
     def status(self) -> str:
@@ -300,6 +333,14 @@ class Deck:
             return "degraded" if self.deployments and self.allow_failed else "failed"
         return "failed" if self.failed and not self.allow_failed else "loading"
 
+    def state(self, name: str) -> str:
+        """``ready``, ``loading``, ``failed`` or ``unloaded``: one served model's state."""
+        if name in self.deployments:
+            return "ready"
+        if name in self.unloaded:
+            return "unloaded"
+        return "failed" if name in self.failed else "loading"
+
     def get(self, name: str) -> Deployment:
         if self.shutting_down:
             raise ShuttingDownError("the server is shutting down", hint="retry against another replica")
@@ -307,8 +348,95 @@ class Deck:
         if deployment is not None:
             return deployment
         names = [spec.alias for spec in self.specs]
+        if name in self.unloaded:
+            raise UnknownModelError(
+                f"model {name!r} is unloaded", hint=f"load it with POST /v2/repository/models/{name}/load"
+            )
         if name in names:
             if name in self.failed:
                 raise ModelLoadError(f"model {name!r} failed to load: {self.failed[name]}")
             raise ServiceError(f"model {name!r} is still loading", hint="poll /readyz, then retry")
         raise UnknownModelError(f"no model named {name!r} is served here", hint=f"served models: {', '.join(names)}")
+
+    async def start(self, spec: ModelSpec) -> Deployment:
+        """Build ``spec``'s model off the event loop and start serving it under its alias."""
+        settings, metrics = self._runtime_parts()
+        model = await run_in_threadpool(build_model, spec, settings, self.loader)
+        deployment = Deployment(spec.alias, model, settings, metrics)
+        await deployment.start()
+        if self.shutting_down:  # the server began to stop while this model loaded: do not leave it running
+            await deployment.stop()
+            raise ShuttingDownError("the server is shutting down", hint="retry against another replica")
+        self.deployments[spec.alias] = deployment
+        return deployment
+
+    def installed(self) -> list[str]:
+        """The models installed in the store (pip packages found, artifacts pulled or imported), by
+        name: the ones ``load`` may add at run time (blocking: it looks at the disk)."""
+        from ..store import ModelStore
+
+        settings, _ = self._runtime_parts()
+        return [row.name for row in ModelStore(settings).list_models() if row.installed]
+
+    async def load(self, name: str) -> Deployment:
+        """Serve ``name``: a served name that was unloaded or failed, or a model installed in the
+        store (by name, never a path, never pulled here), which then joins the served models."""
+        if self.shutting_down:
+            raise ShuttingDownError("the server is shutting down", hint="retry against another replica")
+        if name in self.deployments:
+            return self.deployments[name]
+        spec = next((s for s in self.specs if s.alias == name), None)
+        if spec is None:
+            if "/" in name or name not in await run_in_threadpool(self.installed):
+                served = ", ".join(s.alias for s in self.specs) or "(none)"
+                raise UnknownModelError(
+                    f"model {name!r} is neither served here nor installed in the model store",
+                    hint=f"load a served model ({served}) or an installed one (`modeldeck models list`); "
+                    "pull or import a model first",
+                )
+            spec = ModelSpec(name, None, name)
+        elif self.state(name) == "loading" and name not in self._changing:
+            raise ServiceError(f"model {name!r} is still loading", hint=f"poll /v2/models/{name}/ready")
+        self._claim(name)
+        try:
+            self.failed.pop(name, None)
+            try:
+                deployment = await self.start(spec)
+            except Exception as exc:
+                if spec in self.specs and name not in self.unloaded:
+                    self.failed[name] = str(exc)  # a served model that fails again is failed, not loading
+                if isinstance(exc, ModelDeckError):
+                    raise
+                raise ModelLoadError(f"model {name!r} failed to load: {type(exc).__name__}: {exc}") from exc
+            if spec not in self.specs:
+                self.specs.append(spec)
+            self.unloaded.discard(name)
+            log.info("model %s loaded on request (%s)", name, deployment.model.info.name)
+            return deployment
+        finally:
+            self._changing.discard(name)
+
+    async def unload(self, name: str) -> None:
+        """Stop serving ``name``: new requests are refused at once, queued ones are answered, then its
+        worker process (or in-process model) is closed and its memory given back."""
+        deployment = self.get(name)
+        self._claim(name)
+        try:
+            del self.deployments[name]
+            self.unloaded.add(name)
+            await deployment.stop()
+            log.info("model %s unloaded on request", name)
+        finally:
+            self._changing.discard(name)
+
+    def _claim(self, name: str) -> None:
+        if name in self._changing:
+            raise ServiceError(
+                f"model {name!r} is being loaded or unloaded", hint="wait for that to finish, then retry"
+            )
+        self._changing.add(name)
+
+    def _runtime_parts(self) -> tuple[Settings, ServerMetrics]:
+        if self.settings is None or self.metrics is None:
+            raise ServiceError("this deck was built without settings and metrics, so it cannot load models")
+        return self.settings, self.metrics

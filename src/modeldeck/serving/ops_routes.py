@@ -29,12 +29,7 @@ async def readyz(request: Request) -> Response:
     status = deck.status
     body = {
         "status": status,
-        "models": {
-            spec.alias: "ready"
-            if spec.alias in deck.deployments
-            else ("failed" if spec.alias in deck.failed else "loading")
-            for spec in deck.specs
-        },
+        "models": {spec.alias: deck.state(spec.alias) for spec in deck.specs},
     }
     return FastJSONResponse(body, status_code=200 if status in ("ready", "degraded") else 503)
 
