@@ -41,6 +41,8 @@ from .models import LocalModel, ProcessModel, ServedModel
 from .openai_routes import add_openai_routes
 from .playground import add_playground
 from .specs import ModelSpec, SpecLoader, load_spec, parse_specs, task_loader
+from .tfserving import model_version_status
+from .tfserving import router as tfserving_router
 
 __all__ = ["create_app"]
 
@@ -119,6 +121,7 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
     add_gallery_routes(app, task_loader(settings, loader))
     add_documents_routes(app, task_loader(settings, loader))
     add_playground(app)
+    app.include_router(tfserving_router)
     return app
 
 
@@ -278,7 +281,9 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/v1/models/{name}", tags=["models"], responses=error_responses(401, 404, 422, 503))
     async def show_model(name: str, request: Request) -> Response:
-        return FastJSONResponse(request.app.state.deck.get(name).detail())
+        deployment = request.app.state.deck.get(name)
+        # TF Serving's status key too, so its clients read this route unchanged (docs/serving.md).
+        return FastJSONResponse({**deployment.detail(), "model_version_status": model_version_status(deployment)})
 
     @app.post(
         "/v1/models/{name}/predict",

@@ -1,0 +1,615 @@
+"""TensorFlow Serving's REST API on modeldeck's port: version status, metadata, predict, classify and regress.
+
+Follows ``tensorflow_serving/g3doc/api_rest.md`` and the server's own JSON mapping: row
+(``instances`` -> ``predictions``) and columnar (``inputs`` -> ``outputs``) predict, ``{"b64": ...}``
+for binary strings in requests and for outputs whose name ends in ``_bytes``, classify and regress
+on a SavedModel signature that declares them, and every error as ``{"error": "message"}``.
+
+modeldeck serves one version of each model, through one signature: a SavedModel's own
+(``serving_default`` unless its ``modeldeck.json`` names another), or for a task model a
+synthetic ``serving_default`` that takes texts or images. Its TF Serving version number is the
+model's version where that is a whole number, else 1. Every inference goes through
+``Deployment.answer``, so these requests are batched with the task API's.
+
+Two extensions of the request body, neither TF Serving's: ``options`` (the task options, as on
+``POST /v1/models/{name}/predict``) and ``timeout_ms``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from ..errors import (
+    DependencyError,
+    InferenceError,
+    InputDecodeError,
+    InputError,
+    ModelDeckError,
+    NotFoundError,
+    OptionError,
+    RaggedTensorError,
+    TensorNameError,
+)
+from ..runtimes.tensors import STRING
+from ..tasks.tensor_results import BYTES
+from .deck import Deck, Deployment
+from .errors import error_headers, status_for
+
+__all__ = ["model_version_status", "router"]
+
+router = APIRouter(tags=["tfserving"])
+
+PREDICT = "tensorflow/serving/predict"
+CLASSIFY = "tensorflow/serving/classify"
+REGRESS = "tensorflow/serving/regress"
+DEFAULT_SIGNATURE = "serving_default"
+_BODY_HINT = 'send {"instances": [...]} (row format) or {"inputs": ...} (columnar format)'
+_DTYPES = {
+    "float16": "DT_HALF", "float32": "DT_FLOAT", "float64": "DT_DOUBLE", "bool": "DT_BOOL", STRING: "DT_STRING",
+    "int8": "DT_INT8", "int16": "DT_INT16", "int32": "DT_INT32", "int64": "DT_INT64",
+    "uint8": "DT_UINT8", "uint16": "DT_UINT16", "uint32": "DT_UINT32", "uint64": "DT_UINT64",
+}  # fmt: skip
+
+
+class TFServingError(JSONResponse):
+    """TF Serving's error shape, ``{"error": "message"}``; an invalid argument is 400 as TF Serving answers it."""
+
+    def __init__(self, exc: ModelDeckError) -> None:
+        status = status_for(exc)
+        super().__init__({"error": str(exc)}, status_code=400 if status == 422 else status, headers=error_headers(exc))
+
+
+# --- the served model as TF Serving sees it ---------------------------------------------------------
+
+
+def tf_version(deployment: Deployment) -> int:
+    """TF Serving numbers versions; modeldeck's is a string (a digest for a local folder)."""
+    version = deployment.model.info.version
+    return int(version) if version.isdigit() else 1
+
+
+def model_version_status(deployment: Deployment) -> list[dict[str, Any]]:
+    """``GetModelStatusResponse.model_version_status`` for the one version modeldeck serves."""
+    return [
+        {
+            "version": str(tf_version(deployment)),
+            "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""},
+        }
+    ]
+
+
+def _served(request: Request, name: str, version: str | None = None, label: str | None = None) -> Deployment:
+    deck: Deck = request.app.state.deck
+    deployment = deck.get(name)
+    request.state.metrics_model = deployment.name  # RequestMetricsMiddleware labels the response with it
+    served = tf_version(deployment)
+    if version is not None and version != str(served) and version != deployment.model.info.version:
+        raise NotFoundError(
+            f"model {name!r} has no version {version!r}",
+            hint=f"modeldeck serves one version of each model: {served}, or leave out /versions/",
+        )
+    if label is not None:
+        raise NotFoundError(
+            f"model {name!r} has no version label {label!r}",
+            hint="modeldeck serves one version of each model, with no labels: leave out /labels/",
+        )
+    return deployment
+
+
+def _signature(deployment: Deployment) -> tuple[str, dict[str, Any]]:
+    """The served signature's name and ``SignatureDef`` JSON (inputs, outputs, method_name)."""
+    described = deployment.model.describe()
+    runtime = described.get("runtime") or {}
+    if deployment.model.task == "tensor" and runtime.get("signature_def"):
+        return str(runtime["signature"]), dict(runtime["signature_def"])
+    if deployment.model.task == "tensor":
+        sig = described.get("signature") or {}
+        return DEFAULT_SIGNATURE, {
+            "inputs": {spec["name"]: _tensor_info(spec) for spec in sig.get("inputs", ())},
+            "outputs": {spec["name"]: _tensor_info(spec) for spec in sig.get("outputs", ())},
+            "method_name": PREDICT,
+        }
+    # A task model: a batch of texts or encoded images in, one result per item out.
+    out = {"name": "outputs", "dtype": "float32", "shape": [None, None]} if deployment.model.task == "embed" else None
+    return DEFAULT_SIGNATURE, {
+        "inputs": {"inputs": _tensor_info({"name": "inputs", "dtype": STRING, "shape": [None]})},
+        "outputs": {"outputs": _tensor_info(out or {"name": "outputs", "dtype": STRING, "shape": [None]})},
+        "method_name": PREDICT,
+    }
+
+
+def _tensor_info(spec: Mapping[str, Any]) -> dict[str, Any]:
+    shape = spec.get("shape")
+    dims = [{"size": str(-1 if d is None else d), "name": ""} for d in shape or ()]
+    return {
+        "dtype": _DTYPES.get(str(spec.get("dtype")), "DT_INVALID"),
+        "tensor_shape": {"dim": dims, "unknown_rank": shape is None},
+        "name": str(spec["name"]),
+    }
+
+
+def _check_signature(deployment: Deployment, body: Mapping[str, Any], method: str) -> dict[str, Any]:
+    name, signature = _signature(deployment)
+    asked = body.get("signature_name")
+    if asked not in (None, "", name):
+        raise InputError(
+            f"model {deployment.name!r} has no signature {asked!r}: modeldeck serves its signature {name!r} only",
+            hint=f"leave out signature_name or send {name!r}; serve another signature as a model of its own "
+            '("signature" in the SavedModel\'s modeldeck.json)',
+        )
+    if method != PREDICT and signature.get("method_name") != method:
+        verb = method.rpartition("/")[2]
+        raise InputError(
+            f"signature {name!r} of model {deployment.name!r} is a {signature.get('method_name') or 'plain'!r} "
+            f"signature, not a {verb} one",
+            hint=f"call :predict, or serve a signature exported with method name {method!r}",
+        )
+    return signature
+
+
+# --- routes -----------------------------------------------------------------------------------------
+
+
+async def _guarded(call: Any) -> Response:
+    try:
+        return await call
+    except ModelDeckError as exc:
+        return TFServingError(exc)
+
+
+async def _status(request: Request, name: str, version: str | None, label: str | None) -> Response:
+    return JSONResponse({"model_version_status": model_version_status(_served(request, name, version, label))})
+
+
+async def _metadata(request: Request, name: str, version: str | None, label: str | None) -> Response:
+    deployment = _served(request, name, version, label)
+    signature_name, signature = _signature(deployment)
+    return JSONResponse(
+        {
+            "model_spec": {"name": deployment.name, "signature_name": "", "version": str(tf_version(deployment))},
+            "metadata": {"signature_def": {"signature_def": {signature_name: signature}}},
+        }
+    )
+
+
+Verb = Literal["predict", "classify", "regress"]
+
+
+def _docs(summary: str, ok: str, *statuses: int, body: bool = False) -> dict[str, Any]:
+    error = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+    texts = {
+        400: "malformed JSON, or inputs that do not fit the signature",
+        404: "no such model, version or label",
+        413: "the body or an input is over its limit",
+        429: "overloaded (see Retry-After)",
+        500: "the model failed",
+        503: "the model is loading, failed to load, or the server is shutting down",
+        504: "the deadline passed",
+    }
+    docs: dict[str, Any] = {
+        "summary": summary,
+        "responses": {
+            200: {"description": ok, "content": {"application/json": {"schema": {"type": "object"}}}},
+            **{s: {"description": texts[s], "content": {"application/json": {"schema": error}}} for s in statuses},
+        },
+    }
+    if body:
+        docs["openapi_extra"] = {
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+        }
+    return docs
+
+
+_GET = (400, 404, 503)
+_POST = (400, 404, 413, 429, 500, 503, 504)
+
+
+@router.get("/v1/models/{name}/versions/{version}", **_docs("TF Serving: version status", "status", *_GET))
+async def version_status(request: Request, name: str, version: str) -> Response:
+    return await _guarded(_status(request, name, version, None))
+
+
+@router.get("/v1/models/{name}/labels/{label}", **_docs("TF Serving: label status", "status", *_GET))
+async def label_status(request: Request, name: str, label: str) -> Response:
+    return await _guarded(_status(request, name, None, label))
+
+
+@router.get("/v1/models/{name}/metadata", **_docs("TF Serving: model metadata", "GetModelMetadataResponse", *_GET))
+async def metadata(request: Request, name: str) -> Response:
+    return await _guarded(_metadata(request, name, None, None))
+
+
+@router.get(
+    "/v1/models/{name}/versions/{version}/metadata",
+    **_docs("TF Serving: metadata of a version", "GetModelMetadataResponse", *_GET),
+)
+async def version_metadata(request: Request, name: str, version: str) -> Response:
+    return await _guarded(_metadata(request, name, version, None))
+
+
+@router.get(
+    "/v1/models/{name}/labels/{label}/metadata",
+    **_docs("TF Serving: metadata of a label", "GetModelMetadataResponse", *_GET),
+)
+async def label_metadata(request: Request, name: str, label: str) -> Response:
+    return await _guarded(_metadata(request, name, None, label))
+
+
+_VERB_OK = "predictions / outputs (predict) or results (classify, regress)"
+
+
+@router.post(
+    "/v1/models/{name}:{verb}", **_docs("TF Serving: predict, classify or regress", _VERB_OK, *_POST, body=True)
+)
+async def infer(request: Request, name: str, verb: Verb) -> Response:
+    return await _guarded(_infer(request, verb, name, None, None))
+
+
+@router.post(
+    "/v1/models/{name}/versions/{version}:{verb}",
+    **_docs("TF Serving: predict, classify or regress on a version", _VERB_OK, *_POST, body=True),
+)
+async def version_infer(request: Request, name: str, version: str, verb: Verb) -> Response:
+    return await _guarded(_infer(request, verb, name, version, None))
+
+
+@router.post(
+    "/v1/models/{name}/labels/{label}:{verb}",
+    **_docs("TF Serving: predict, classify or regress on a label", _VERB_OK, *_POST, body=True),
+)
+async def label_infer(request: Request, name: str, label: str, verb: Verb) -> Response:
+    return await _guarded(_infer(request, verb, name, None, label))
+
+
+# --- predict ----------------------------------------------------------------------------------------
+
+
+async def _infer(request: Request, verb: str, name: str, version: str | None, label: str | None) -> Response:
+    deployment = _served(request, name, version, label)
+    body = await _read_body(request)
+    if verb == "predict":
+        return await _predict(request, deployment, body)
+    return await _classify_or_regress(request, deployment, body, CLASSIFY if verb == "classify" else REGRESS)
+
+
+async def _read_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        # Python's parser takes NaN and Infinity, which TF Serving's JSON allows too.
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputDecodeError(f"the body is not valid JSON ({exc})", hint=_BODY_HINT) from None
+    if not isinstance(body, dict):
+        raise InputDecodeError(f"the body must be a JSON object, got {type(body).__name__}", hint=_BODY_HINT)
+    return body
+
+
+def _request_options(body: Mapping[str, Any], deployment: Deployment, keys: Sequence[str]) -> tuple[dict, float]:
+    unknown = sorted(set(body) - {*keys, "signature_name", "options", "timeout_ms"})
+    if unknown:
+        raise InputDecodeError(
+            f"unknown key(s) {', '.join(map(repr, unknown))} in the request body",
+            hint=f"TF Serving's keys here: {', '.join(keys)}, signature_name; modeldeck's: options, timeout_ms",
+        )
+    options = body.get("options") or {}
+    if not isinstance(options, dict):
+        raise OptionError(f"options must be an object, got {type(options).__name__}", hint='e.g. "options": {}')
+    deployment.model.check_options(options)
+    timeout_ms = body.get("timeout_ms")
+    if timeout_ms is None:
+        return options, float(deployment.settings.request_timeout_s)
+    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or not timeout_ms > 0:
+        raise OptionError(f"timeout_ms must be a number > 0, got {timeout_ms!r}", hint='e.g. "timeout_ms": 500')
+    return options, float(timeout_ms) / 1000.0
+
+
+async def _run(deployment: Deployment, items: list[Any], options: dict[str, Any], timeout: float) -> list[Any]:
+    """The items through the shared submit path, their results decoded; TF Serving fails a request as a whole."""
+    if not items:
+        raise InputError("the request holds no instances", hint="send at least one")
+    results = []
+    for index, answer in enumerate(await deployment.answer(items, options, timeout)):
+        if isinstance(answer, ModelDeckError):
+            if len(items) > 1 and isinstance(answer, InputError):
+                answer.message = f"instance {index}: {answer.message}"
+            raise answer
+        results.append(json.loads(answer))
+    return results
+
+
+async def _predict(request: Request, deployment: Deployment, body: dict[str, Any]) -> Response:
+    signature = _check_signature(deployment, body, PREDICT)
+    options, timeout = _request_options(body, deployment, ("instances", "inputs"))
+    row = "instances" in body
+    if row == ("inputs" in body):
+        problem = (
+            "send either 'instances' or 'inputs', not both" if row else "the body has neither 'instances' nor 'inputs'"
+        )
+        raise InputDecodeError(problem, hint=_BODY_HINT)
+    names = list(signature.get("inputs") or {})
+    if deployment.model.task == "tensor":
+        items: list[Any] = _rows(body["instances"], names) if row else _columns(body["inputs"], names)
+    else:
+        items = _task_items(body["instances"] if row else body["inputs"], "instances" if row else "inputs")
+    results = await _run(deployment, items, options, timeout)
+    if deployment.model.task == "tensor":
+        examples = [_tensor_outputs(result) for result in results]
+    else:
+        examples = [_task_output(deployment.model.task, result) for result in results]
+    return JSONResponse({"predictions": _as_rows(examples)} if row else {"outputs": _as_columns(examples)})
+
+
+def _rows(instances: Any, names: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(instances, list):
+        raise InputDecodeError(f"instances must be a list, got {type(instances).__name__}", hint=_BODY_HINT)
+    rows = []
+    for index, instance in enumerate(instances):
+        if _is_named(instance):
+            rows.append({key: _tensor_value(value, key) for key, value in instance.items()})
+        elif len(names) == 1:
+            rows.append({names[0]: _tensor_value(instance, names[0])})
+        else:
+            raise TensorNameError(
+                f"instance {index} is not an object, and the model takes {len(names)} inputs",
+                hint=f"send each instance as an object of input name -> value for: {', '.join(names)}",
+            )
+    return rows
+
+
+def _columns(inputs: Any, names: list[str]) -> list[dict[str, Any]]:
+    if not _is_named(inputs):
+        if len(names) != 1:
+            raise TensorNameError(
+                f"inputs is not an object, and the model takes {len(names)} inputs",
+                hint=f"send inputs as an object of input name -> batch of values for: {', '.join(names)}",
+            )
+        inputs = {names[0]: inputs}
+    sizes = {}
+    for key, value in inputs.items():
+        if not isinstance(value, list):
+            raise InputError(
+                f"input {key!r} is not a list: modeldeck splits columnar inputs along their first dimension",
+                hint="give every input the batch dimension first, one entry per example",
+            )
+        sizes[key] = len(value)
+    if len(set(sizes.values())) > 1:
+        raise InputError(
+            f"the inputs have different first dimensions ({sizes}): modeldeck runs a batch of whole examples",
+            hint="give every input the same batch size, the number of examples",
+        )
+    count = next(iter(sizes.values()), 0)
+    return [{key: _tensor_value(value[i], key) for key, value in inputs.items()} for i in range(count)]
+
+
+def _task_items(values: Any, key: str) -> list[Any]:
+    if not isinstance(values, list):
+        raise InputDecodeError(f"{key} must be a list of texts or {{'b64': ...}} images", hint=_BODY_HINT)
+    return [_decoded(value) for value in values]
+
+
+def _is_named(value: Any) -> bool:
+    return isinstance(value, dict) and not _is_b64(value)
+
+
+def _is_b64(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and "b64" in value
+
+
+def _decoded(value: Any) -> Any:
+    """``value`` with every ``{"b64": ...}`` object replaced by its bytes."""
+    if _is_b64(value):
+        if not isinstance(value["b64"], str):
+            raise InputDecodeError(f"a b64 value must be a string, got {type(value['b64']).__name__}")
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InputDecodeError(
+                f"a b64 value is not valid base64 ({exc})", hint="encode binary values with standard base64"
+            ) from None
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    return value
+
+
+def _tensor_value(value: Any, name: str) -> Any:
+    """A tensor input's JSON value; one holding bytes becomes an object array (NumPy's bytes type would
+    drop trailing zero bytes)."""
+    value = _decoded(value)
+    if not _holds_bytes(value):
+        return value
+    try:
+        return np.array(value, dtype=object)
+    except ValueError:
+        raise RaggedTensorError(
+            f"input {name!r} is a ragged nested list (rows of different lengths)",
+            hint="every row at the same depth must have the same length",
+        ) from None
+
+
+def _holds_bytes(value: Any) -> bool:
+    if isinstance(value, bytes):
+        return True
+    return isinstance(value, list) and any(_holds_bytes(v) for v in value)
+
+
+def _tensor_outputs(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``TensorResult.to_dict()`` as TF Serving writes tensors: nested lists, ``_bytes`` outputs as b64."""
+    outputs = {}
+    for entry in result["outputs"]:
+        name = str(entry["name"])
+        if entry["dtype"] == BYTES:  # already base64 on the wire from the worker
+            flat: Any = [{"b64": v} for v in entry.get("strings") or ()]
+        else:
+            flat = entry.get("strings") if entry["dtype"] == STRING else entry.get("data")
+        outputs[name] = np.array(flat or [], dtype=object).reshape(entry["shape"]).tolist()
+    return outputs
+
+
+def _task_output(task: str, result: dict[str, Any]) -> dict[str, Any]:
+    # embed answers the vector itself, as a SavedModel encoder on TF Serving does.
+    return {"outputs": result["vector"] if task == "embed" and "vector" in result else result}
+
+
+def _as_rows(examples: list[dict[str, Any]]) -> list[Any]:
+    """TF Serving's ``predictions``: each example's one output bare, or an object of several."""
+    return [next(iter(e.values())) if len(e) == 1 else e for e in examples]
+
+
+def _as_columns(examples: list[dict[str, Any]]) -> Any:
+    """TF Serving's ``outputs``: one output's batch bare, or an object of output name -> batch."""
+    names = list(examples[0]) if examples else []
+    columns = {name: [e[name] for e in examples] for name in names}
+    return columns[names[0]] if len(names) == 1 else columns
+
+
+# --- classify and regress ---------------------------------------------------------------------------
+
+
+async def _classify_or_regress(request: Request, deployment: Deployment, body: dict[str, Any], method: str) -> Response:
+    signature = _check_signature(deployment, body, method)
+    options, timeout = _request_options(body, deployment, ("examples", "context"))
+    context = body.get("context") or {}
+    examples = body.get("examples")
+    if not isinstance(examples, list) or not examples:
+        raise InputDecodeError("'examples' must be a non-empty list of objects", hint='send {"examples": [{...}]}')
+    if not isinstance(context, dict):
+        raise InputDecodeError(f"'context' must be an object, got {type(context).__name__}")
+    names = list(signature.get("inputs") or {})
+    if len(names) != 1:
+        raise InputError(f"the {method} signature takes {len(names)} inputs, not one of serialized examples")
+    input_name = names[0]
+    encode = _example_encoder()
+    items = []
+    for index, example in enumerate(examples):
+        if not isinstance(example, dict):
+            raise InputDecodeError(f"example {index} must be an object, got {type(example).__name__}")
+        shared = sorted(set(example) & set(context))
+        if shared:
+            raise InputError(
+                f"example {index} repeats the context's feature(s) {', '.join(map(repr, shared))}",
+                hint="a feature of the context must not appear in the examples",
+            )
+        serialized = encode({**context, **example}, index)
+        items.append({input_name: np.array(serialized, dtype=object)})
+    results = [_tensor_outputs(result) for result in await _run(deployment, items, options, timeout)]
+    if method == REGRESS:
+        return JSONResponse({"results": [_regression(result) for result in results]})
+    return JSONResponse({"results": [_classes(result) for result in results]})
+
+
+def _regression(outputs: Mapping[str, Any]) -> float:
+    value = outputs.get("outputs", next(iter(outputs.values()), None))
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, (int, float)):
+        raise InferenceError(f"the regress signature answered {value!r}, not one number per example")
+    return float(value)
+
+
+def _classes(outputs: Mapping[str, Any]) -> list[list[Any]]:
+    scores, labels = outputs.get("scores"), outputs.get("classes")
+    if scores is None and labels is None:
+        raise InferenceError("the classify signature answered neither 'classes' nor 'scores'")
+    count = len(scores if scores is not None else labels)
+    return [["" if labels is None else labels[i], 0.0 if scores is None else float(scores[i])] for i in range(count)]
+
+
+def _example_encoder() -> Any:
+    """A function that writes one JSON example as a serialized ``tf.train.Example``, the way TF Serving does.
+
+    The message types are declared to protobuf here (``Example``, ``Features``, ``Feature`` and its
+    three lists, as in TensorFlow's ``example.proto``), so the server process need not import
+    TensorFlow to build them; the model's worker parses them with ``tf.io.parse_example``.
+    """
+    try:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    except ImportError:
+        raise DependencyError("protobuf", extra="tensorflow", purpose="classify and regress") from None
+    proto = descriptor_pb2.FileDescriptorProto(name="modeldeck_example.proto", package="tensorflow", syntax="proto3")
+    repeated, optional = (
+        descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+        descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+    )
+    kinds = descriptor_pb2.FieldDescriptorProto
+
+    def message(name: str, *fields: tuple[str, int, int, int, str]) -> descriptor_pb2.DescriptorProto:
+        out = proto.message_type.add(name=name)
+        for field_name, number, kind, label, type_name in fields:
+            field = out.field.add(name=field_name, number=number, type=kind, label=label)
+            if type_name:
+                field.type_name = type_name
+        return out
+
+    message("BytesList", ("value", 1, kinds.TYPE_BYTES, repeated, ""))
+    message("FloatList", ("value", 1, kinds.TYPE_FLOAT, repeated, ""))
+    message("Int64List", ("value", 1, kinds.TYPE_INT64, repeated, ""))
+    feature = message(
+        "Feature",
+        ("bytes_list", 1, kinds.TYPE_MESSAGE, optional, ".tensorflow.BytesList"),
+        ("float_list", 2, kinds.TYPE_MESSAGE, optional, ".tensorflow.FloatList"),
+        ("int64_list", 3, kinds.TYPE_MESSAGE, optional, ".tensorflow.Int64List"),
+    )
+    feature.oneof_decl.add(name="kind")
+    for field in feature.field:
+        field.oneof_index = 0
+    features = message("Features", ("feature", 1, kinds.TYPE_MESSAGE, repeated, ".tensorflow.Features.FeatureEntry"))
+    entry = features.nested_type.add(name="FeatureEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=kinds.TYPE_STRING, label=optional)
+    entry.field.add(name="value", number=2, type=kinds.TYPE_MESSAGE, label=optional, type_name=".tensorflow.Feature")
+    message("Example", ("features", 1, kinds.TYPE_MESSAGE, optional, ".tensorflow.Features"))
+    pool = descriptor_pool.DescriptorPool()  # its own pool: TensorFlow's, if loaded here, holds the same names
+    pool.Add(proto)
+    example_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.Example"))
+
+    def encode(features: Mapping[str, Any], index: int) -> bytes:
+        example = example_type()
+        for name, content in features.items():
+            kind, values = _feature_values(content, f"example {index}, feature {name!r}")
+            getattr(example.features.feature[name], kind).value.extend(values)
+        return bytes(example.SerializeToString(deterministic=True))
+
+    return encode
+
+
+def _feature_values(content: Any, where: str) -> tuple[str, list[Any]]:
+    """A feature's JSON value or list as (kind of list, values), by TF Serving's rules: a string or b64
+    object is bytes, a number with a decimal point or exponent a float, a whole number or boolean an int64."""
+    values = content if isinstance(content, list) else [content]
+    kinds = set()
+    out: list[Any] = []
+    for value in values:
+        if isinstance(value, str):
+            kinds.add("bytes_list")
+            out.append(value.encode("utf-8"))
+        elif _is_b64(value):
+            kinds.add("bytes_list")
+            out.append(_decoded(value))
+        elif isinstance(value, bool) or isinstance(value, int):
+            if not -(2**63) <= int(value) < 2**63:
+                raise InputError(f"{where}: {value} is outside int64", hint="send int64 values")
+            kinds.add("int64_list")
+            out.append(int(value))
+        elif isinstance(value, float):
+            kinds.add("float_list")
+            out.append(value)
+        else:
+            raise InputDecodeError(
+                f"{where} has a value of unexpected JSON type ({type(value).__name__})",
+                hint='a feature is a number, a string, {"b64": ...}, or a flat list of one of them',
+            )
+    if len(kinds) > 1:
+        raise InputDecodeError(
+            f"{where} mixes value types ({', '.join(sorted(k.removesuffix('_list') for k in kinds))})",
+            hint="write every value of a float feature with a decimal point, e.g. 1.0",
+        )
+    return (kinds.pop() if kinds else "float_list"), out
