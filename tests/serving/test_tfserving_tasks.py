@@ -82,6 +82,8 @@ def test_predict_equals_the_task_api_row_and_columnar(live, echo_task, tmp_path)
         ("echo:classify", {"examples": [{"x": 1.0}]}, 400, "not a classify one"),
         ("echo/labels/stable:predict", {"instances": ["a"]}, 404, "no version label 'stable'"),
         ("nope:predict", {"instances": ["a"]}, 404, "no model named 'nope'"),
+        ("echo:explain", {"instances": ["a"]}, 404, "no TF Serving method in 'echo:explain'"),
+        ("echo", {"instances": ["a"]}, 404, "no TF Serving method in 'echo'"),
     ],
 )
 def test_bad_requests_answer_tf_servings_error_shape(live, echo_task, tmp_path, path, body, status, words):
@@ -118,3 +120,13 @@ def test_tf_serving_requests_are_batched_with_task_api_requests(live, echo_task,
         assert tf_serving.result().json() == {"predictions": [{"text": "t1"}, {"text": "t2"}]}
         assert [o["text"] for o in task_api.result().json()["outputs"]] == ["a1", "a2", "a3"]
     assert echo_task.batches == [1, 5]  # both surfaces' inputs in one batch
+
+
+def test_the_verb_routes_share_the_paths_of_the_get_routes_and_allow_says_so(live, echo_task, tmp_path):
+    # Starlette reads /v1/models/echo:predict as GET /v1/models/{name} too: the verbs are POSTs to
+    # that same path, so a 405 names both methods and modeldeck's own routes answer as before.
+    url = start(live, echo_task, tmp_path)
+    for path in ("echo:predict", "echo/versions/1:predict", "echo/labels/x:predict"):
+        answer = httpx.request("PUT", f"{url}/{path}")
+        assert answer.status_code == 405 and answer.headers["Allow"] == "GET, POST", path
+    assert httpx.post(f"{url}/echo/predict", json={"inputs": "own"}).json()["outputs"] == [{"text": "own"}]

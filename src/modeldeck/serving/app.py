@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
@@ -217,11 +217,21 @@ def _allowed_methods(request: Request) -> list[str]:
     from starlette.routing import Match
 
     allowed: set[str] = set()
-    for route in request.app.router.routes:
+    for route in _flat_routes(request.app.router.routes):
         methods = getattr(route, "methods", None)
         if methods and route.matches(request.scope)[0] is not Match.NONE:
             allowed |= methods
     return sorted(allowed)
+
+
+def _flat_routes(routes: list[Any]) -> Iterator[Any]:
+    """The routes, with those of included routers (FastAPI keeps an included ``APIRouter`` whole) in place."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _flat_routes(inner.routes)
+        else:
+            yield route
 
 
 def _add_routes(app: FastAPI) -> None:

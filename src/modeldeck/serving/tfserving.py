@@ -21,7 +21,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -41,7 +41,7 @@ from ..errors import (
 from ..runtimes.tensors import STRING
 from ..tasks.tensor_results import BYTES
 from .deck import Deck, Deployment
-from .errors import error_headers, status_for
+from .errors import error_headers, error_responses, status_for
 
 __all__ = ["model_version_status", "router"]
 
@@ -181,7 +181,7 @@ async def _metadata(request: Request, name: str, version: str | None, label: str
     )
 
 
-Verb = Literal["predict", "classify", "regress"]
+VERBS = ("predict", "classify", "regress")
 
 
 def _docs(summary: str, ok: str, *statuses: int, body: bool = False) -> dict[str, Any]:
@@ -195,11 +195,17 @@ def _docs(summary: str, ok: str, *statuses: int, body: bool = False) -> dict[str
         503: "the model is loading, failed to load, or the server is shutting down",
         504: "the deadline passed",
     }
+    # 413 comes in TF Serving's shape from here, or in modeldeck's from the body-size middleware.
+    either = {"type": "object", "required": ["error"]}
     docs: dict[str, Any] = {
         "summary": summary,
         "responses": {
             200: {"description": ok, "content": {"application/json": {"schema": {"type": "object"}}}},
-            **{s: {"description": texts[s], "content": {"application/json": {"schema": error}}} for s in statuses},
+            **{
+                s: {"description": texts[s], "content": {"application/json": {"schema": either if s == 413 else error}}}
+                for s in statuses
+            },
+            **error_responses(401),  # the API-key middleware answers before these routes, in modeldeck's shape
         },
     }
     if body:
@@ -245,35 +251,58 @@ async def label_metadata(request: Request, name: str, label: str) -> Response:
 
 
 _VERB_OK = "predictions / outputs (predict) or results (classify, regress)"
+_VERB_TEXT = "ends in :predict, :classify or :regress (TF Serving's verb)"
+
+
+# TF Serving puts the verb after a colon in the last segment (``/v1/models/half:predict``). Starlette
+# would match modeldeck's ``GET /v1/models/{name}`` for that path too, so the verbs are POSTs to the
+# same templates as the GET routes, and the last segment is split here: ``Allow`` stays true.
+@router.post(
+    "/v1/models/{name}",
+    **_docs(f"TF Serving: predict, classify or regress; name {_VERB_TEXT}", _VERB_OK, *_POST, body=True),
+)
+async def infer(request: Request, name: str) -> Response:
+    return await _guarded(_infer(request, name, None, None))
 
 
 @router.post(
-    "/v1/models/{name}:{verb}", **_docs("TF Serving: predict, classify or regress", _VERB_OK, *_POST, body=True)
+    "/v1/models/{name}/versions/{version}",
+    **_docs(
+        f"TF Serving: predict, classify or regress on a version; version {_VERB_TEXT}", _VERB_OK, *_POST, body=True
+    ),
 )
-async def infer(request: Request, name: str, verb: Verb) -> Response:
-    return await _guarded(_infer(request, verb, name, None, None))
+async def version_infer(request: Request, name: str, version: str) -> Response:
+    return await _guarded(_infer(request, name, version, None))
 
 
 @router.post(
-    "/v1/models/{name}/versions/{version}:{verb}",
-    **_docs("TF Serving: predict, classify or regress on a version", _VERB_OK, *_POST, body=True),
+    "/v1/models/{name}/labels/{label}",
+    **_docs(f"TF Serving: predict, classify or regress on a label; label {_VERB_TEXT}", _VERB_OK, *_POST, body=True),
 )
-async def version_infer(request: Request, name: str, version: str, verb: Verb) -> Response:
-    return await _guarded(_infer(request, verb, name, version, None))
-
-
-@router.post(
-    "/v1/models/{name}/labels/{label}:{verb}",
-    **_docs("TF Serving: predict, classify or regress on a label", _VERB_OK, *_POST, body=True),
-)
-async def label_infer(request: Request, name: str, label: str, verb: Verb) -> Response:
-    return await _guarded(_infer(request, verb, name, None, label))
+async def label_infer(request: Request, name: str, label: str) -> Response:
+    return await _guarded(_infer(request, name, None, label))
 
 
 # --- predict ----------------------------------------------------------------------------------------
 
 
-async def _infer(request: Request, verb: str, name: str, version: str | None, label: str | None) -> Response:
+def _split_verb(segment: str) -> tuple[str, str]:
+    head, colon, verb = segment.rpartition(":")
+    if not colon or verb not in VERBS:
+        raise NotFoundError(
+            f"no TF Serving method in {segment!r}",
+            hint="POST to /v1/models/NAME:predict (or :classify, :regress); modeldeck's own is /v1/models/NAME/predict",
+        )
+    return head, verb
+
+
+async def _infer(request: Request, name: str, version: str | None, label: str | None) -> Response:
+    if label is not None:
+        label, verb = _split_verb(label)
+    elif version is not None:
+        version, verb = _split_verb(version)
+    else:
+        name, verb = _split_verb(name)
     deployment = _served(request, name, version, label)
     body = await _read_body(request)
     if verb == "predict":
