@@ -130,3 +130,33 @@ def test_the_verb_routes_share_the_paths_of_the_get_routes_and_allow_says_so(liv
         answer = httpx.request("PUT", f"{url}/{path}")
         assert answer.status_code == 405 and answer.headers["Allow"] == "GET, POST", path
     assert httpx.post(f"{url}/echo/predict", json={"inputs": "own"}).json()["outputs"] == [{"text": "own"}]
+
+
+def test_an_image_task_takes_b64_images_as_instances(live, tmp_path):
+    import io
+
+    from PIL import Image
+
+    import modeldeck
+    from modeldeck.config import Settings
+
+    from ..vision.classifier_graphs import colour_model
+
+    model = colour_model(tmp_path / "colour")
+    task = modeldeck.load("classify-image", model=str(model))
+    settings = Settings.from_env({}, home=tmp_path / "home", models=(f"colours=classify-image:{model}",))
+    server = LiveServer(create_app(settings, loader=lambda spec: task)).start()
+    live.append(server)
+    server.wait_ready()
+    images = []
+    for rgb in ((230, 20, 30), (20, 30, 240)):
+        buffer = io.BytesIO()
+        Image.new("RGB", (48, 40), rgb).save(buffer, "PNG")
+        images.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+    url = f"{server.url}/v1/models/colours"
+    rows = post(f"{url}:predict", {"instances": [{"b64": i} for i in images], "options": {"top_k": 2}})
+    task_api = post(f"{url}/predict", {"inputs": images, "options": {"top_k": 2}}).json()["outputs"]
+    assert rows.json() == {"predictions": task_api}
+    assert [p["labels"][0]["label"] for p in rows.json()["predictions"]] == ["red", "blue"]
+    not_an_image = post(f"{url}:predict", {"instances": [{"b64": base64.b64encode(b"not an image").decode()}]})
+    assert not_an_image.status_code == 400 and isinstance(not_an_image.json()["error"], str)
