@@ -102,6 +102,9 @@ def test_predict_row_and_columnar_as_in_tf_servings_docs(url, refs):
     assert post(f"{url}/half/versions/1:predict", {"inputs": [1.0, 2.0, 5.0]}).json() == {"outputs": refs["half"]}
     named = post(f"{url}/half:predict", {"signature_name": "serving_default", "instances": [{"x": 1.0}]})
     assert named.json() == {"predictions": [3.5]}
+    # Non-finite floats are JSON tokens both ways, as TF Serving's docs allow.
+    special = requests.post(f"{url}/half:predict", data='{"instances": [NaN, Infinity, -Infinity]}', timeout=30)
+    assert special.status_code == 200 and "NaN,Infinity,-Infinity" in special.text
 
 
 def test_multiple_inputs_and_outputs_with_binary_values_equal_the_signature(url, refs):

@@ -59,6 +59,13 @@ _DTYPES = {
 }  # fmt: skip
 
 
+class TFServingResponse(JSONResponse):
+    """JSON with ``NaN`` and ``Infinity`` tokens for non-finite floats, as TF Serving writes them."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=True, separators=(",", ":")).encode("utf-8")
+
+
 class TFServingError(JSONResponse):
     """TF Serving's error shape, ``{"error": "message"}``; an invalid argument is 400 as TF Serving answers it."""
 
@@ -167,13 +174,13 @@ async def _guarded(call: Any) -> Response:
 
 
 async def _status(request: Request, name: str, version: str | None, label: str | None) -> Response:
-    return JSONResponse({"model_version_status": model_version_status(_served(request, name, version, label))})
+    return TFServingResponse({"model_version_status": model_version_status(_served(request, name, version, label))})
 
 
 async def _metadata(request: Request, name: str, version: str | None, label: str | None) -> Response:
     deployment = _served(request, name, version, label)
     signature_name, signature = _signature(deployment)
-    return JSONResponse(
+    return TFServingResponse(
         {
             "model_spec": {"name": deployment.name, "signature_name": "", "version": str(tf_version(deployment))},
             "metadata": {"signature_def": {"signature_def": {signature_name: signature}}},
@@ -349,7 +356,8 @@ async def _run(deployment: Deployment, items: list[Any], options: dict[str, Any]
     for index, answer in enumerate(await deployment.answer(items, options, timeout)):
         if isinstance(answer, ModelDeckError):
             if len(items) > 1 and isinstance(answer, InputError):
-                answer.message = f"instance {index}: {answer.message}"
+                # A copy that names the instance (the answer may be shared by items with the same options).
+                raise type(answer)(f"instance {index}: {answer.message}", hint=answer.hint, fix=answer.fix)
             raise answer
         results.append(json.loads(answer))
     return results
@@ -374,7 +382,7 @@ async def _predict(request: Request, deployment: Deployment, body: dict[str, Any
         examples = [_tensor_outputs(result) for result in results]
     else:
         examples = [_task_output(deployment.model.task, result) for result in results]
-    return JSONResponse({"predictions": _as_rows(examples)} if row else {"outputs": _as_columns(examples)})
+    return TFServingResponse({"predictions": _as_rows(examples)} if row else {"outputs": _as_columns(examples)})
 
 
 def _rows(instances: Any, names: list[str]) -> list[dict[str, Any]]:
@@ -533,8 +541,8 @@ async def _classify_or_regress(request: Request, deployment: Deployment, body: d
         items.append({input_name: np.array(serialized, dtype=object)})
     results = [_tensor_outputs(result) for result in await _run(deployment, items, options, timeout)]
     if method == REGRESS:
-        return JSONResponse({"results": [_regression(result) for result in results]})
-    return JSONResponse({"results": [_classes(result) for result in results]})
+        return TFServingResponse({"results": [_regression(result) for result in results]})
+    return TFServingResponse({"results": [_classes(result) for result in results]})
 
 
 def _regression(outputs: Mapping[str, Any]) -> float:
