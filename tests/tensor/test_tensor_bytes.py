@@ -32,3 +32,17 @@ def test_a_bytes_output_round_trips_through_the_wire_form():
     entry = wire["outputs"][0]
     assert entry["dtype"] == "bytes" and entry["shape"] == [2]
     assert TensorResult.from_dict(wire) == result
+
+
+def test_bytes_outputs_of_any_rank_and_numeric_outputs_named_bytes():
+    outputs = {
+        "one_bytes": np.array(BINARY, dtype=object),
+        "grid_bytes": np.array([[b"\xff", b""], [b"a", "text"]], dtype=object),
+        "count_bytes": np.array([1, 2]),  # numbers stay numbers whatever the name
+    }
+    result = TensorResult(outputs=outputs)
+    wire = result.to_dict()["outputs"]
+    assert [e["dtype"] for e in wire] == ["bytes", "bytes", "int64"]
+    assert wire[0]["shape"] == [] and wire[1]["shape"] == [2, 2]
+    assert result["grid_bytes"].tolist() == [[b"\xff", b""], [b"a", b"text"]]
+    assert TensorResult.from_dict(result.to_dict()) == result
