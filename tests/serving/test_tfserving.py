@@ -160,9 +160,9 @@ def test_classify_and_regress_on_the_signatures_that_declare_them(url, refs):
 
 def _example(x: list[float]) -> bytes:
     """A serialized tf.train.Example with one float feature, through the server's own encoder."""
-    from modeldeck.serving.tfserving import _example_encoder
+    from modeldeck.serving._tfs_json import ExampleEncoder
 
-    return _example_encoder()({"x": x}, 0)
+    return ExampleEncoder()({"x": x}, "example 0")
 
 
 @pytest.mark.parametrize(

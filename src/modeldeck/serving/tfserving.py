@@ -17,10 +17,8 @@ Two extensions of the request body, neither TF Serving's: ``options`` (the task 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import (
-    DependencyError,
     InferenceError,
     InputDecodeError,
     InputError,
@@ -40,6 +37,7 @@ from ..errors import (
 )
 from ..runtimes.tensors import STRING
 from ..tasks.tensor_results import BYTES
+from ._tfs_json import ExampleEncoder, decoded, is_b64
 from .deck import Deck, Deployment
 from .errors import error_headers, error_responses, status_for
 
@@ -51,6 +49,7 @@ PREDICT = "tensorflow/serving/predict"
 CLASSIFY = "tensorflow/serving/classify"
 REGRESS = "tensorflow/serving/regress"
 DEFAULT_SIGNATURE = "serving_default"
+VERBS = ("predict", "classify", "regress")
 _BODY_HINT = 'send {"instances": [...]} (row format) or {"inputs": ...} (columnar format)'
 _DTYPES = {
     "float16": "DT_HALF", "float32": "DT_FLOAT", "float64": "DT_DOUBLE", "bool": "DT_BOOL", STRING: "DT_STRING",
@@ -166,7 +165,7 @@ def _check_signature(deployment: Deployment, body: Mapping[str, Any], method: st
 # --- routes -----------------------------------------------------------------------------------------
 
 
-async def _guarded(call: Any) -> Response:
+async def _guarded(call: Awaitable[Response]) -> Response:
     try:
         return await call
     except ModelDeckError as exc:
@@ -186,9 +185,6 @@ async def _metadata(request: Request, name: str, version: str | None, label: str
             "metadata": {"signature_def": {"signature_def": {signature_name: signature}}},
         }
     )
-
-
-VERBS = ("predict", "classify", "regress")
 
 
 def _docs(summary: str, ok: str, *statuses: int, body: bool = False) -> dict[str, Any]:
@@ -430,37 +426,17 @@ def _columns(inputs: Any, names: list[str]) -> list[dict[str, Any]]:
 def _task_items(values: Any, key: str) -> list[Any]:
     if not isinstance(values, list):
         raise InputDecodeError(f"{key} must be a list of texts or {{'b64': ...}} images", hint=_BODY_HINT)
-    return [_decoded(value) for value in values]
+    return [decoded(value) for value in values]
 
 
 def _is_named(value: Any) -> bool:
-    return isinstance(value, dict) and not _is_b64(value)
-
-
-def _is_b64(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and "b64" in value
-
-
-def _decoded(value: Any) -> Any:
-    """``value`` with every ``{"b64": ...}`` object replaced by its bytes."""
-    if _is_b64(value):
-        if not isinstance(value["b64"], str):
-            raise InputDecodeError(f"a b64 value must be a string, got {type(value['b64']).__name__}")
-        try:
-            return base64.b64decode(value["b64"], validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise InputDecodeError(
-                f"a b64 value is not valid base64 ({exc})", hint="encode binary values with standard base64"
-            ) from None
-    if isinstance(value, list):
-        return [_decoded(v) for v in value]
-    return value
+    return isinstance(value, dict) and not is_b64(value)
 
 
 def _tensor_value(value: Any, name: str) -> Any:
     """A tensor input's JSON value; one holding bytes becomes an object array (NumPy's bytes type would
     drop trailing zero bytes)."""
-    value = _decoded(value)
+    value = decoded(value)
     if not _holds_bytes(value):
         return value
     try:
@@ -524,9 +500,9 @@ async def _classify_or_regress(request: Request, deployment: Deployment, body: d
     if len(names) != 1:
         raise InputError(f"the {method} signature takes {len(names)} inputs, not one of serialized examples")
     input_name = names[0]
-    encode = getattr(request.app.state, "tf_example_encoder", None)
+    encode: ExampleEncoder | None = getattr(request.app.state, "tf_example_encoder", None)
     if encode is None:  # built once per app: declaring the message types costs about a millisecond
-        encode = request.app.state.tf_example_encoder = _example_encoder()
+        encode = request.app.state.tf_example_encoder = ExampleEncoder()
     items = []
     for index, example in enumerate(examples):
         if not isinstance(example, dict):
@@ -537,7 +513,7 @@ async def _classify_or_regress(request: Request, deployment: Deployment, body: d
                 f"example {index} repeats the context's feature(s) {', '.join(map(repr, shared))}",
                 hint="a feature of the context must not appear in the examples",
             )
-        serialized = encode({**context, **example}, index)
+        serialized = encode({**context, **example}, f"example {index}")
         items.append({input_name: np.array(serialized, dtype=object)})
     results = [_tensor_outputs(result) for result in await _run(deployment, items, options, timeout)]
     if method == REGRESS:
@@ -560,95 +536,3 @@ def _classes(outputs: Mapping[str, Any]) -> list[list[Any]]:
         raise InferenceError("the classify signature answered neither 'classes' nor 'scores'")
     count = len(scores if scores is not None else labels)
     return [["" if labels is None else labels[i], 0.0 if scores is None else float(scores[i])] for i in range(count)]
-
-
-def _example_encoder() -> Any:
-    """A function that writes one JSON example as a serialized ``tf.train.Example``, the way TF Serving does.
-
-    The message types are declared to protobuf here (``Example``, ``Features``, ``Feature`` and its
-    three lists, as in TensorFlow's ``example.proto``), so the server process need not import
-    TensorFlow to build them; the model's worker parses them with ``tf.io.parse_example``.
-    """
-    try:
-        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-    except ImportError:
-        raise DependencyError("protobuf", extra="tensorflow", purpose="classify and regress") from None
-    proto = descriptor_pb2.FileDescriptorProto(name="modeldeck_example.proto", package="tensorflow", syntax="proto3")
-    repeated, optional = (
-        descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
-        descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
-    )
-    kinds = descriptor_pb2.FieldDescriptorProto
-
-    def message(name: str, *fields: tuple[str, int, int, int, str]) -> descriptor_pb2.DescriptorProto:
-        out = proto.message_type.add(name=name)
-        for field_name, number, kind, label, type_name in fields:
-            field = out.field.add(name=field_name, number=number, type=kind, label=label)
-            if type_name:
-                field.type_name = type_name
-        return out
-
-    message("BytesList", ("value", 1, kinds.TYPE_BYTES, repeated, ""))
-    message("FloatList", ("value", 1, kinds.TYPE_FLOAT, repeated, ""))
-    message("Int64List", ("value", 1, kinds.TYPE_INT64, repeated, ""))
-    feature = message(
-        "Feature",
-        ("bytes_list", 1, kinds.TYPE_MESSAGE, optional, ".tensorflow.BytesList"),
-        ("float_list", 2, kinds.TYPE_MESSAGE, optional, ".tensorflow.FloatList"),
-        ("int64_list", 3, kinds.TYPE_MESSAGE, optional, ".tensorflow.Int64List"),
-    )
-    feature.oneof_decl.add(name="kind")
-    for field in feature.field:
-        field.oneof_index = 0
-    features = message("Features", ("feature", 1, kinds.TYPE_MESSAGE, repeated, ".tensorflow.Features.FeatureEntry"))
-    entry = features.nested_type.add(name="FeatureEntry")
-    entry.options.map_entry = True
-    entry.field.add(name="key", number=1, type=kinds.TYPE_STRING, label=optional)
-    entry.field.add(name="value", number=2, type=kinds.TYPE_MESSAGE, label=optional, type_name=".tensorflow.Feature")
-    message("Example", ("features", 1, kinds.TYPE_MESSAGE, optional, ".tensorflow.Features"))
-    pool = descriptor_pool.DescriptorPool()  # its own pool: TensorFlow's, if loaded here, holds the same names
-    pool.Add(proto)
-    example_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.Example"))
-
-    def encode(features: Mapping[str, Any], index: int) -> bytes:
-        example = example_type()
-        for name, content in features.items():
-            kind, values = _feature_values(content, f"example {index}, feature {name!r}")
-            getattr(example.features.feature[name], kind).value.extend(values)
-        return bytes(example.SerializeToString(deterministic=True))
-
-    return encode
-
-
-def _feature_values(content: Any, where: str) -> tuple[str, list[Any]]:
-    """A feature's JSON value or list as (kind of list, values), by TF Serving's rules: a string or b64
-    object is bytes, a number with a decimal point or exponent a float, a whole number or boolean an int64."""
-    values = content if isinstance(content, list) else [content]
-    kinds = set()
-    out: list[Any] = []
-    for value in values:
-        if isinstance(value, str):
-            kinds.add("bytes_list")
-            out.append(value.encode("utf-8"))
-        elif _is_b64(value):
-            kinds.add("bytes_list")
-            out.append(_decoded(value))
-        elif isinstance(value, bool) or isinstance(value, int):
-            if not -(2**63) <= int(value) < 2**63:
-                raise InputError(f"{where}: {value} is outside int64", hint="send int64 values")
-            kinds.add("int64_list")
-            out.append(int(value))
-        elif isinstance(value, float):
-            kinds.add("float_list")
-            out.append(value)
-        else:
-            raise InputDecodeError(
-                f"{where} has a value of unexpected JSON type ({type(value).__name__})",
-                hint='a feature is a number, a string, {"b64": ...}, or a flat list of one of them',
-            )
-    if len(kinds) > 1:
-        raise InputDecodeError(
-            f"{where} mixes value types ({', '.join(sorted(k.removesuffix('_list') for k in kinds))})",
-            hint="write every value of a float feature with a decimal point, e.g. 1.0",
-        )
-    return (kinds.pop() if kinds else "float_list"), out
