@@ -160,3 +160,34 @@ def test_an_image_task_takes_b64_images_as_instances(live, tmp_path):
     assert [p["labels"][0]["label"] for p in rows.json()["predictions"]] == ["red", "blue"]
     not_an_image = post(f"{url}:predict", {"instances": [{"b64": base64.b64encode(b"not an image").decode()}]})
     assert not_an_image.status_code == 400 and isinstance(not_an_image.json()["error"], str)
+
+
+def test_an_onnx_tensor_model_has_metadata_from_its_signature(live, tmp_path):
+    import modeldeck
+    from modeldeck.config import Settings
+
+    from ..tensor.builders import onnx_affine
+
+    model = onnx_affine(tmp_path / "affine.onnx")
+    task = modeldeck.load(str(model))
+    settings = Settings.from_env({}, home=tmp_path / "home", models=(f"affine=tensor:{model}",))
+    server = LiveServer(create_app(settings, loader=lambda spec: task)).start()
+    live.append(server)
+    server.wait_ready()
+    url = f"{server.url}/v1/models/affine"
+    signature = httpx.get(f"{url}/metadata").json()["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    dims = [{"size": "-1", "name": ""}, {"size": "3", "name": ""}]
+    assert signature["inputs"] == {
+        "x": {"dtype": "DT_FLOAT", "tensor_shape": {"dim": dims, "unknown_rank": False}, "name": "x"}
+    }
+    assert {name: info["dtype"] for name, info in signature["outputs"].items()} == {
+        "y": "DT_FLOAT",
+        "argmax": "DT_INT64",
+    }
+    rows = [[0.5, -1.0, 2.0], [1.0, 0.0, 0.25]]
+    predictions = post(f"{url}:predict", {"instances": rows}).json()["predictions"]  # one input: bare values
+    mine = task([{"x": r} for r in rows])
+    assert [p["argmax"] for p in predictions] == [int(r["argmax"]) for r in mine]
+    assert [p["y"] for p in predictions] == [r["y"].tolist() for r in mine]
+    only_y = post(f"{url}:predict", {"inputs": {"x": rows}, "options": {"outputs": ["y"]}}).json()
+    assert only_y == {"outputs": [r["y"].tolist() for r in mine]}  # one output left: its batch bare
