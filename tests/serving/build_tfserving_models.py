@@ -1,6 +1,7 @@
 """Builds the SavedModels of the TF Serving tests, with TensorFlow only, and what their signatures answer.
 
-``main(folder)`` (or run as a script with the folder as its argument) writes:
+Run as a script in a fresh interpreter (the test process keeps TensorFlow out of itself: TensorFlow
+and torch's triton in one process can crash it). Writes into the folder given as the only argument:
 
 - ``half/``: ``serving_default`` takes ``x`` float32 ``[-1]`` and answers ``y = x / 2 + 3`` (TF
   Serving's own ``half_plus_three`` example).

@@ -1,15 +1,20 @@
 """TensorFlow Serving's REST API against SavedModels built here: the plain calls of TF Serving's own docs.
 
-The SavedModels come from ``build_tfserving_models.py``, which also calls their signatures
-directly with ``tf.saved_model.load``. A TF Serving client is plain HTTP (``requests`` here, as TF
-Serving's examples use it), so these are the client's own calls.
+The SavedModels come from ``build_tfserving_models.py`` (TensorFlow in a subprocess), which also
+calls their signatures directly with ``tf.saved_model.load``; ``modeldeck serve`` serves them from
+another process. A TF Serving client is plain HTTP (``requests`` here, as TF Serving's examples use
+it), so these are the client's own calls.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +22,15 @@ import numpy as np
 import pytest
 import requests
 
-from modeldeck.config import Settings
-from modeldeck.serving import create_app
-
-from ..support import LiveServer
+from ..support import free_port
 from . import build_tfserving_models
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 MULTI_X, MULTI_TAG = build_tfserving_models.MULTI_X, build_tfserving_models.MULTI_TAG
 EXAMPLES = [{"x": x} for x in build_tfserving_models.EXAMPLES]
+BUILD = Path(build_tfserving_models.__file__)
+_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
 
 
 def b64(data: bytes) -> dict[str, str]:
@@ -36,8 +40,12 @@ def b64(data: bytes) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tfserving")
-    build_tfserving_models.main(folder)
-    # The estimator-style model served three times, once per signature (modeldeck serves one each).
+    done = subprocess.run(
+        [sys.executable, str(BUILD), str(folder)], env=_TF_ENV, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # The estimator-style export served twice more, through its classify and its regress signature
+    # (modeldeck serves one signature per model).
     for name, signature in (("classifier", "classify"), ("regressor", "regress")):
         shutil.copytree(folder / "estimator", folder / name)
         (folder / name / "modeldeck.json").write_text(json.dumps({"signature": signature}), encoding="utf-8")
@@ -51,14 +59,45 @@ def refs(built) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def url(built, tmp_path_factory):
-    models = [f"{name}=tensor:{built / name}" for name in ("half", "multi", "estimator", "classifier", "regressor")]
-    # In the server's process: TensorFlow is imported once, not by five workers (tests/tensor covers those).
-    home = tmp_path_factory.mktemp("home")
-    settings = Settings.from_env({}, home=home, models=tuple(models), isolation="thread")
-    server = LiveServer(create_app(settings)).start()
-    server.wait_ready(timeout=240)
-    yield f"{server.url}/v1/models"
-    server.stop()
+    # `modeldeck serve` in a process of its own, the models on its threads: TensorFlow is imported
+    # once, and never into this process (TensorFlow then torch's triton in one process can crash).
+    models = ",".join(
+        f"{name}=tensor:{built / name}" for name in ("half", "multi", "estimator", "classifier", "regressor")
+    )
+    port = free_port()
+    env = {
+        **os.environ,
+        **_TF_ENV,
+        "MODELDECK_HOME": str(tmp_path_factory.mktemp("home")),
+        "MODELDECK_ISOLATION": "thread",
+    }
+    log = tmp_path_factory.mktemp("log") / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modeldeck", "serve", "--models", models, "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "server never became ready"
+            time.sleep(0.2)
+        yield f"{base}/v1/models"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def post(url: str, body: Any) -> requests.Response:
