@@ -106,6 +106,16 @@ def test_concurrent_clients_are_batched_on_real_models(deck):
     assert stats["items"] >= 64 and stats["batches"] < stats["items"]  # some batches held several requests
 
 
+def test_tf_serving_predict_equals_the_task_api_on_real_models(deck):
+    # docs/serving.md: a task model on TF Serving's surface; embed answers the vectors themselves.
+    url = f"{deck.url}/v1/models"
+    vectors = httpx.post(f"{url}/embed:predict", json={"instances": TEXTS}, timeout=60).json()["predictions"]
+    task_api = predict(deck, "embed", {"inputs": TEXTS}).json()["outputs"]
+    assert vectors == [o["vector"] for o in task_api] and len(vectors[0]) == 384
+    columns = httpx.post(f"{url}/ner:predict", json={"inputs": TEXTS[:2]}, timeout=60).json()["outputs"]
+    assert columns == predict(deck, "ner", {"inputs": TEXTS[:2]}).json()["outputs"]
+
+
 @pytest.mark.slow
 def test_modeldeck_serve_starts_answers_and_stops_on_sigterm(tmp_path):
     port = free_port()

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ConfigError, ModelDeckError, ModelFileError, UnknownModelError, UnknownNameError
 from .base import import_framework
-from .tensors import STRING, TensorSpec
+from .tensors import BINARY_SUFFIX, STRING, TensorSpec
 
 __all__ = ["DEFAULT_SIGNATURE", "SavedModelRuntime", "find_saved_model"]
 
@@ -44,12 +44,35 @@ def _spec(name: str, spec: Any) -> TensorSpec:
     return TensorSpec(name=name, shape=shape, dtype=dtype)
 
 
-def _as_numpy(value: Any) -> np.ndarray:
+def _as_numpy(value: Any, *, binary: bool = False) -> np.ndarray:
     array = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
-    if array.dtype.kind in "OS":  # tf.string comes back as bytes; text is str here
+    # tf.string comes back as bytes; text is str here, except in a binary (``*_bytes``) output.
+    if array.dtype.kind in "OS" and not binary:
         flat = [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in array.reshape(-1)]
         array = np.array(flat, dtype=object).reshape(array.shape)
     return array
+
+
+def _signature_def(directory: Path, signature: str) -> dict[str, Any]:
+    """One ``SignatureDef`` of ``saved_model.pb`` as JSON, in the form TensorFlow Serving prints it.
+
+    ``tf.saved_model.load`` keeps neither the method name (predict, classify, regress) nor the
+    graph's tensor names, so they are read from the file itself.
+    """
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((directory / "saved_model.pb").read_bytes())
+    for graph in proto.meta_graphs:
+        if signature in graph.signature_def:
+            found: dict[str, Any] = json_format.MessageToDict(
+                graph.signature_def[signature],
+                preserving_proto_field_name=True,
+                always_print_fields_with_no_presence=True,
+            )
+            return found
+    return {}
 
 
 class SavedModelRuntime:
@@ -63,6 +86,8 @@ class SavedModelRuntime:
         self._tf = tf
         self.path = path
         self.signature = signature
+        #: The signature's ``SignatureDef`` as JSON (TensorFlow Serving's metadata shows it as is).
+        self.signature_def = _signature_def(path, signature)
         self.device = "cpu"
         args, kwargs = function.structured_input_signature
         if args:
@@ -108,10 +133,18 @@ class SavedModelRuntime:
         outputs = self._function(**args)
         if not isinstance(outputs, Mapping):
             outputs = {"output_0": outputs}
-        return {spec.name: _as_numpy(outputs[spec.name]) for spec in self.outputs}
+        return {
+            spec.name: _as_numpy(outputs[spec.name], binary=spec.name.endswith(BINARY_SUFFIX)) for spec in self.outputs
+        }
 
     def describe(self) -> dict[str, Any]:
-        return {"tensorflow": self._tf.__version__, "signature": self.signature, "directory": self.path.name}
+        return {
+            "tensorflow": self._tf.__version__,
+            "signature": self.signature,
+            "method_name": self.signature_def.get("method_name", ""),
+            "signature_def": self.signature_def,
+            "directory": self.path.name,
+        }
 
     def memory_bytes(self) -> int | None:
         try:

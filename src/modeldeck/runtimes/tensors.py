@@ -19,6 +19,7 @@ from ..errors import UnknownModelError
 from .base import Runtime
 
 __all__ = [
+    "BINARY_SUFFIX",
     "STRING",
     "TensorModel",
     "TensorSpec",
@@ -32,6 +33,8 @@ __all__ = [
 
 #: The dtype name of a tensor of text (TensorFlow ``tf.string``, Keras ``"string"``, ONNX ``tensor(string)``).
 STRING = "string"
+#: An output whose name ends so holds binary strings, kept as ``bytes`` (TensorFlow Serving's convention).
+BINARY_SUFFIX = "_bytes"
 
 
 @dataclass(frozen=True, slots=True)

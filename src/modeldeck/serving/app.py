@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from .._version import __version__
 from ..config import Settings
-from . import documents_routes, gallery_routes, oip, openai_routes, ops_routes, playground, task_routes
+from . import documents_routes, gallery_routes, oip, openai_routes, ops_routes, playground, task_routes, tfserving
 from .auth import ApiKeys, AuthMiddleware, document_keys
 from .deck import Deck, build_model
 from .docs import add_docs
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
     app.include_router(gallery_routes.router)
     app.include_router(documents_routes.router)
     app.include_router(playground.router)
+    app.include_router(tfserving.router)
     document_keys(app, app.state.auth)
     return app
 

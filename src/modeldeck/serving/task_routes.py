@@ -19,6 +19,7 @@ from .deck import Deck, Deployment
 from .errors import error_body, error_responses
 from .handlers import FastJSONResponse
 from .metrics import surface_router
+from .tfserving import model_version_status
 
 __all__ = ["PredictRequest", "PredictResponse", "router"]
 
@@ -95,7 +96,9 @@ async def list_models(request: Request) -> dict[str, Any]:
 
 @router.get("/v1/models/{name}", responses=error_responses(401, 404, 422, 503))
 async def show_model(name: str, request: Request) -> Response:
-    return FastJSONResponse(request.app.state.deck.get(name).detail())
+    deployment = request.app.state.deck.get(name)
+    # TF Serving's status key too, so its clients read this route unchanged (docs/serving.md).
+    return FastJSONResponse({**deployment.detail(), "model_version_status": model_version_status(deployment)})
 
 
 @router.post(

@@ -166,8 +166,10 @@ def _as_array(value: Any, name: str) -> np.ndarray:
 def _cast(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """``array`` as ``spec.dtype`` where no value can change; otherwise a ``TensorDtypeError``."""
     target, name, kind = spec.dtype, spec.name, array.dtype.kind
-    if kind == "O" and array.size and not all(isinstance(v, str) for v in array.reshape(-1)):
-        bad = next(v for v in array.reshape(-1) if not isinstance(v, str))
+    # Bytes (TensorFlow Serving's {"b64": ...} values) are strings too, for a string input only.
+    text_types = (str, bytes) if target == STRING else str
+    if kind == "O" and array.size and not all(isinstance(v, text_types) for v in array.reshape(-1)):
+        bad = next(v for v in array.reshape(-1) if not isinstance(v, text_types))
         raise TensorDtypeError(
             f"input {name!r} mixes types ({type(bad).__name__} {bad!r} among its values)",
             hint=f"send only {target or 'numbers'}",
@@ -178,7 +180,8 @@ def _cast(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
             raise TensorDtypeError(
                 f"input {name!r} takes text, got {array.dtype.name} values", hint="send the values as strings"
             )
-        return np.array([str(v) for v in array.reshape(-1)], dtype=object).reshape(array.shape)
+        flat = [v if isinstance(v, bytes) else str(v) for v in array.reshape(-1)]
+        return np.array(flat, dtype=object).reshape(array.shape)
     if is_text and array.size:
         sample = array.reshape(-1)[0]
         raise TensorDtypeError(
