@@ -37,7 +37,7 @@ from .errors import error_body, error_headers, error_responses, status_for
 from .gallery_routes import add_gallery_routes
 from .limits import BodyLimitMiddleware
 from .metrics import CONTENT_TYPE, RequestMetricsMiddleware, ServerMetrics
-from .models import LocalModel, ProcessModel, ServedModel
+from .models import LocalModel, ProcessModel, ServedModel, WorkerProcess, deck_workers
 from .openai_routes import add_openai_routes
 from .playground import add_playground
 from .specs import ModelSpec, SpecLoader, load_spec, parse_specs, task_loader
@@ -122,12 +122,14 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
     return app
 
 
-def _build_model(spec: ModelSpec, settings: Settings, loader: SpecLoader | None) -> ServedModel:
+def _build_model(
+    spec: ModelSpec, settings: Settings, loader: SpecLoader | None, worker: WorkerProcess | None
+) -> ServedModel:
     """Load one model where it will run (blocking: called from a worker thread)."""
     if loader is not None:
         return LocalModel(loader(spec))
-    if settings.isolation == "process":
-        model = ProcessModel(spec, settings)
+    if worker is not None:
+        model = ProcessModel(spec, settings, worker=worker)
         model.start()
         return model
     return LocalModel(load_spec(spec, settings))
@@ -135,10 +137,12 @@ def _build_model(spec: ModelSpec, settings: Settings, loader: SpecLoader | None)
 
 async def _load_deck(app: FastAPI, loader: SpecLoader | None, settings: Settings) -> None:
     deck: Deck = app.state.deck
+    in_process = loader is None and settings.isolation == "process"
+    workers = await run_in_threadpool(deck_workers, deck.specs, settings) if in_process else {}
     for spec in deck.specs:
         started = time.perf_counter()
         try:
-            model = await run_in_threadpool(_build_model, spec, settings, loader)
+            model = await run_in_threadpool(_build_model, spec, settings, loader, workers.get(spec.alias))
             deployment = Deployment(spec.alias, model, settings, app.state.metrics)
             await deployment.start()
         except Exception as exc:
