@@ -139,6 +139,8 @@ async def _load_deck(app: FastAPI, loader: SpecLoader | None, settings: Settings
     deck: Deck = app.state.deck
     in_process = loader is None and settings.isolation == "process"
     workers = await run_in_threadpool(deck_workers, deck.specs, settings) if in_process else {}
+    # Every worker loads at once; a failure is reported below, by the model that meets it.
+    await asyncio.gather(*(run_in_threadpool(w.start) for w in set(workers.values())), return_exceptions=True)
     for spec in deck.specs:
         started = time.perf_counter()
         try:

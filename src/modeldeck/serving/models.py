@@ -25,6 +25,7 @@ each piece over its pipe as ``("piece", index, text)`` while the batch runs; can
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -259,6 +260,9 @@ def _load_group(specs: Sequence[ModelSpec], settings: Settings, loader: WorkerLo
 
 def _worker_main(conn: Connection, specs: Sequence[ModelSpec], settings: Settings, loader: WorkerLoader) -> None:
     """The worker process: load the models, report, then answer batches until told to stop."""
+    # What the fork server preloaded is never collected here: a collection writes to every object
+    # it visits, which would copy the shared pages of those libraries into this process.
+    gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server decides
     loaded = _load_group(specs, settings, loader)
     tasks = {alias: task for alias, task in loaded.items() if not isinstance(task, str)}
