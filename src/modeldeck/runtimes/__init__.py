@@ -33,11 +33,13 @@ RUNTIMES.register("tensorflow", "modeldeck.runtimes.tensorflow:SavedModelRuntime
 RUNTIMES.register("torchscript", "modeldeck.runtimes.torchscript:TorchScriptRuntime")
 RUNTIMES.register("torch-export", "modeldeck.runtimes.torch_export:TorchExportRuntime")
 
-#: Modules a server's worker processes import before they fork (``serving/models.py``), by runtime,
-#: so their pages are shared by every worker. Only modules whose import starts no thread pool that
-#: a fork would break: sentence-transformers itself is left out (it imports pyarrow, whose
-#: allocator starts threads), and so are TensorFlow and Keras (threads at import; Keras also
-#: chooses its backend once, at import).
+#: Modules a server's fork server imports before it forks the workers (``serving/models.py``), by
+#: runtime, so their pages are shared by every worker: the libraries several workers import
+#: (numpy, torch: spaCy's thinc imports it too). Never a module whose import starts threads a fork
+#: would break, nor one only a single worker would use (preloaded, its pages would be shared by
+#: nobody and partly copied on write): so not sentence-transformers itself (its import pulls
+#: pyarrow, whose allocator starts threads, scikit-learn and pandas, for the embed worker alone),
+#: nor TensorFlow or Keras (threads at import; Keras chooses its backend once, at import).
 PRELOAD: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
     {
         "spacy": ("spacy",),

@@ -1,8 +1,11 @@
-"""Where a served model runs: in the server process, or in a worker process of its own.
+"""Where a served model runs: in the server process, or in a worker process.
 
 A worker process keeps the model off the server's GIL (a spaCy pipeline or the Python glue of
 a torch model would otherwise stall the event loop and be stalled by it) and turns a crash in
-native code into one failed batch and a restarted worker instead of a dead server.
+native code into one failed batch and a restarted worker instead of a dead server. The models
+of one artifact (``specs.group_specs``: ``ner`` and ``parse`` over one spaCy pipeline) share one
+``WorkerProcess``, each through its own ``ProcessModel``; workers fork from a fork server that
+preloaded the deck's libraries (``worker_context``).
 
 Both kinds answer ``run_batch([(input, options), ...])`` with one entry per item: the result's
 JSON bytes, or that item's ``ModelDeckError``. Results are serialized where they are computed,
@@ -318,10 +321,12 @@ def worker_context(start: str = "forkserver", preload: Sequence[str] = ()) -> Ba
     itself, so the pages of those libraries (torch's, spaCy's: hundreds of MiB of code and Python
     objects) are shared by all the workers instead of rebuilt in each, and a worker only loads its
     weights. The server itself never forks: it holds threads (the event loop's pool, uvicorn), and
-    a fork of a threaded process can inherit a held lock; the fork server runs no model and starts
-    no thread of its own. Python keeps one fork server per process, started on first use, so the
-    first deck of a process decides its preload list; a module missing there is imported by the
-    worker that needs it.
+    a fork of a threaded process can inherit a held lock. The fork server runs no model: the
+    only threads in it are the idle pools some libraries start at import (OpenBLAS's), which
+    their own fork handlers take down before each fork; torch's intra-op pool is created in the
+    worker, on its first operation, sized as a spawned worker's would be. Python keeps one fork
+    server per process, started on first use, so the first deck of a process decides its preload
+    list; a module missing there is imported by the worker that needs it.
     """
     if start == "spawn":
         return multiprocessing.get_context("spawn")
