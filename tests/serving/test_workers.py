@@ -42,7 +42,28 @@ def shared_echo_loader(spec: ModelSpec, settings: Settings) -> EchoTask:
         tasks=("echo",),
         runtime="python",
         path=Path("."),
-        card={"artifact": artifact, "preloaded_wave": "wave" in sys.modules, "parent": os.getppid()},
+        card={
+            "artifact": artifact,
+            "preloaded_wave": "wave" in sys.modules,
+            "parent": os.getppid(),
+            "mark": os.environ.get("MODELDECK_TEST_MARK"),
+        },
+    )
+    return EchoTask(info, batch_size=settings.max_batch_size, max_text_chars=settings.max_text_chars)
+
+
+def torch_threads_loader(spec: ModelSpec, settings: Settings) -> EchoTask:
+    """An echo model that reports the size of torch's thread pool after one operation in the worker."""
+    import torch
+
+    torch.ones(64, 64).matmul(torch.ones(64, 64))
+    info = ModelInfo(
+        name="echo-model",
+        version="1.0",
+        tasks=("echo",),
+        runtime="python",
+        path=Path("."),
+        card={"threads": torch.get_num_threads(), "preloaded": "torch" in sys.modules},
     )
     return EchoTask(info, batch_size=settings.max_batch_size, max_text_chars=settings.max_text_chars)
 
@@ -173,6 +194,60 @@ def test_workers_fork_from_a_server_that_preloaded_the_modules(tmp_path):
     assert forked["preloaded_wave"] is True  # imported once by the fork server, before the fork
     assert forked["parent"] not in (out["server"], forked["pid"])  # the fork server's child, not the server's
     assert json.loads(spawned["answer"]) == json.loads(forked["answer"]) == {"text": "hi"}
+
+
+def test_a_forked_worker_takes_the_servers_environment_of_now(tmp_path, monkeypatch):
+    settings = _settings(tmp_path)
+    context = worker_context("forkserver", [])
+    first = WorkerProcess([ModelSpec("first", None, "echo")], settings, loader=shared_echo_loader, context=context)
+    first.start()  # the fork server runs from here on, with the environment of now
+    try:
+        monkeypatch.setenv("MODELDECK_TEST_MARK", "set later")
+        later = ProcessModel(ModelSpec("later", None, "echo"), settings, worker=WorkerProcess(
+            [ModelSpec("later", None, "echo")], settings, loader=shared_echo_loader, context=context))  # fmt: skip
+        later.start()
+        assert later.info.card["mark"] == "set later"
+        later.close()
+    finally:
+        first.release("first")
+
+
+_THREADS = textwrap.dedent(
+    """
+    import json, os, sys
+    from modeldeck.config import Settings
+    from modeldeck.serving.models import ProcessModel, WorkerProcess, worker_context
+    from modeldeck.serving.specs import ModelSpec
+    from tests.serving.test_workers import torch_threads_loader
+
+    settings = Settings.from_env({}, home=sys.argv[1], models=("a",))
+    out = {}
+    for start, omp in (("spawn", None), ("forkserver", None), ("forkserver", "1")):
+        if omp is not None:
+            os.environ["OMP_NUM_THREADS"] = omp  # after the fork server started: the worker must still see it
+        spec = ModelSpec(start, None, "echo")
+        worker = WorkerProcess([spec], settings, loader=torch_threads_loader, context=worker_context(start, ["torch"]))
+        model = ProcessModel(spec, settings, worker=worker)
+        model.start()
+        out[f"{start} {omp}"] = model.info.card
+        model.close()
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_forked_worker_sizes_its_own_torch_threads(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
+    env.pop("OMP_NUM_THREADS", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _THREADS, str(tmp_path)], env=env, capture_output=True, text=True, timeout=150
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["forkserver None"]["threads"] == out["spawn None"]["threads"]  # preloaded torch: the same pool
+    assert out["forkserver 1"]["threads"] == 1
 
 
 @pytest.fixture(scope="module")

@@ -261,11 +261,23 @@ def _load_group(specs: Sequence[ModelSpec], settings: Settings, loader: WorkerLo
     return tasks
 
 
-def _worker_main(conn: Connection, specs: Sequence[ModelSpec], settings: Settings, loader: WorkerLoader) -> None:
+def _worker_main(
+    conn: Connection,
+    specs: Sequence[ModelSpec],
+    settings: Settings,
+    loader: WorkerLoader,
+    environ: Mapping[str, str],
+) -> None:
     """The worker process: load the models, report, then answer batches until told to stop."""
     # What the fork server preloaded is never collected here: a collection writes to every object
     # it visits, which would copy the shared pages of those libraries into this process.
     gc.freeze()
+    # A forked worker inherits the fork server's environment, as it was when that started; it
+    # takes the server's, as a spawned one does, before any library reads its thread counts
+    # (OMP_NUM_THREADS and the like: torch sizes its pool on its first operation, here).
+    if os.environ != environ:
+        os.environ.clear()
+        os.environ.update(environ)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server decides
     loaded = _load_group(specs, settings, loader)
     tasks = {alias: task for alias, task in loaded.items() if not isinstance(task, str)}
@@ -386,7 +398,7 @@ class WorkerProcess:
         parent, child = self._context.Pipe()
         process = self._context.Process(  # type: ignore[attr-defined]
             target=_worker_main,
-            args=(child, self.specs, self.settings, self.loader),
+            args=(child, self.specs, self.settings, self.loader, dict(os.environ)),
             name="modeldeck-" + "+".join(spec.alias for spec in self.specs),
             daemon=True,
         )
