@@ -1,6 +1,6 @@
 """Memory and readiness of the default deck (`make serve`), old code beside new in one run.
 
-    python benchmarks/deck_memory.py [--baseline /work/main/src] [--rounds 2] [--requests 40]
+    python benchmarks/deck_memory.py [--baseline /work/main/src] [--rounds 2] [--requests 12] [--bursts 4]
 
 Each variant is `python -m modeldeck serve` (the default deck) in a subprocess on 127.0.0.1,
 with PYTHONPATH set to a checkout's `src`: `--baseline` names the old one, this checkout's
@@ -8,7 +8,8 @@ with PYTHONPATH set to a checkout's `src`: `--baseline` names the old one, this 
 sharing without the preloaded start). Variants alternate round by round. For each start it
 measures the time from the process start to /readyz 200; PSS, USS and RSS of the server and
 every descendant (workers, the fork server, the resource tracker) once ready and again after the
-load; then `--requests` requests per model from 4 client threads (throughput per model).
+load; and the throughput of each model: the best of `--bursts` bursts of `--requests` requests
+from 4 client threads, the models taking turns.
 PSS splits each shared page between the processes that map it, so the sum is the deck's real
 footprint; the RSS sum counts shared library pages once per process.
 """
@@ -85,19 +86,23 @@ def _request(client: httpx.Client, url: str, model: str, photo: bytes, i: int) -
     assert "error" not in response.json()["outputs"][0], response.text
 
 
-def throughput(url: str, requests: int, photo: bytes, clients: int = 4) -> dict[str, float]:
-    """Requests per second of each model, ``requests`` of them from ``clients`` threads (one model at a time)."""
-    out = {}
+def throughput(url: str, requests: int, bursts: int, photo: bytes, clients: int = 4) -> dict[str, float]:
+    """Requests per second of each model: the best of ``bursts`` bursts of ``requests`` requests from
+    ``clients`` threads, the models taking turns burst by burst. The best, because on a shared
+    machine other work only ever slows a burst down."""
+    best = dict.fromkeys(MODELS, 0.0)
     with httpx.Client(timeout=60) as client, ThreadPoolExecutor(clients) as pool:
         for model in MODELS:
             _request(client, url, model, photo, 0)  # the first batch of a worker warms it
-            started = time.perf_counter()
-            list(pool.map(lambda i, model=model: _request(client, url, model, photo, i), range(requests)))
-            out[model] = requests / (time.perf_counter() - started)
-    return out
+        for _ in range(bursts):
+            for model in MODELS:
+                started = time.perf_counter()
+                list(pool.map(lambda i, model=model: _request(client, url, model, photo, i), range(requests)))
+                best[model] = max(best[model], requests / (time.perf_counter() - started))
+    return best
 
 
-def run_deck(pythonpath: Path, env: dict[str, str], requests: int, photo: bytes) -> dict[str, Any]:
+def run_deck(pythonpath: Path, env: dict[str, str], requests: int, bursts: int, photo: bytes) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as home:
@@ -125,7 +130,7 @@ def run_deck(pythonpath: Path, env: dict[str, str], requests: int, photo: bytes)
                 pid = httpx.get(f"{url}/v1/models/{model}", timeout=10).json()["worker_pid"]
                 workers.setdefault(pid, []).append(model)
             idle = memory(proc.pid, workers)
-            rates = throughput(url, requests, photo)
+            rates = throughput(url, requests, bursts, photo)
             loaded = memory(proc.pid, workers)
         finally:
             proc.terminate()
@@ -147,7 +152,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", type=Path, default=None, help="the old checkout's src folder")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--requests", type=int, default=40, help="requests per model in the throughput check")
+    parser.add_argument("--requests", type=int, default=12, help="requests per model in each burst")
+    parser.add_argument("--bursts", type=int, default=4, help="bursts per model; its best rate counts")
     parser.add_argument("--no-spawn-variant", action="store_true", help="leave out new code with spawned workers")
     args = parser.parse_args()
     variants: dict[str, tuple[Path, dict[str, str]]] = {}
@@ -162,7 +168,7 @@ def main() -> None:
         order = list(variants) if round_ % 2 == 0 else list(reversed(variants))  # alternate, so drift hits all
         for name in order:
             pythonpath, env = variants[name]
-            run = run_deck(pythonpath, env, args.requests, photo)
+            run = run_deck(pythonpath, env, args.requests, args.bursts, photo)
             runs[name].append(run)
             _print(f"{name} (round {round_ + 1})", run)
     summary: dict[str, dict[str, float]] = {}

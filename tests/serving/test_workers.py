@@ -229,7 +229,7 @@ _THREADS = textwrap.dedent(
         worker = WorkerProcess([spec], settings, loader=torch_threads_loader, context=worker_context(start, ["torch"]))
         model = ProcessModel(spec, settings, worker=worker)
         model.start()
-        out[f"{start} {omp}"] = model.info.card
+        out[f"{start} {omp}"] = dict(model.info.card)
         model.close()
     print(json.dumps(out))
     """

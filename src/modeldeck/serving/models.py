@@ -48,6 +48,7 @@ from .. import errors
 from ..config import Settings
 from ..errors import DeadlineExceededError, InferenceError, ModelDeckError, ShuttingDownError, WorkerBudgetError
 from ..runtimes import preload_modules
+from ..runtimes.base import size_thread_pools
 from ..tasks._deadline import deadline_scope
 from ..tasks.base import Options, Task, option_error
 from ..types import ModelInfo
@@ -273,11 +274,11 @@ def _worker_main(
     # it visits, which would copy the shared pages of those libraries into this process.
     gc.freeze()
     # A forked worker inherits the fork server's environment, as it was when that started; it
-    # takes the server's, as a spawned one does, before any library reads its thread counts
-    # (OMP_NUM_THREADS and the like: torch sizes its pool on its first operation, here).
+    # takes the server's, as a spawned one does, before it loads anything.
     if os.environ != environ:
         os.environ.clear()
         os.environ.update(environ)
+    size_thread_pools(environ)  # what the fork server imported sized its pools from its own environment
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server decides
     loaded = _load_group(specs, settings, loader)
     tasks = {alias: task for alias, task in loaded.items() if not isinstance(task, str)}
