@@ -57,6 +57,16 @@ def _parse_isolation(var: str, raw: str) -> str:
     return value
 
 
+def _parse_worker_start(var: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("forkserver", "spawn"):
+        raise ConfigError(
+            f"{var} must be 'forkserver' or 'spawn', got {raw!r}",
+            hint="forkserver shares the imported libraries between workers; spawn starts each from scratch",
+        )
+    return value
+
+
 def _parse_names(var: str, raw: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in raw.split(",") if name.strip())
 
@@ -148,6 +158,11 @@ class Settings:
     )
     #: A worker process still on a batch this long after the last deadline in it is killed and restarted.
     worker_grace_s: float = field(default=5.0, metadata={"env": "MODELDECK_WORKER_GRACE_S", "parse": _number(float, 0)})
+    #: How worker processes start: forked from a server process that preloaded the deck's libraries
+    #: (``forkserver``, their pages shared by every worker), or each a fresh interpreter (``spawn``).
+    worker_start: str = field(
+        default="forkserver", metadata={"env": "MODELDECK_WORKER_START", "parse": _parse_worker_start}
+    )
     #: A worker process whose resident memory passes this many MiB is killed and restarted (0: no limit).
     worker_max_rss_mb: int = field(
         default=3072, metadata={"env": "MODELDECK_WORKER_MAX_RSS_MB", "parse": _number(int, 0)}

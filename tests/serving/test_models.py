@@ -64,7 +64,7 @@ def test_a_crashing_worker_fails_its_batch_and_is_restarted(worker):
 
 
 def test_close_stops_the_worker(worker):
-    process = worker._process
+    process = worker.worker._process
     worker.close()
     assert not process.is_alive()
     worker.close()  # idempotent

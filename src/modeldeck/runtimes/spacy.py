@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, NotFoundError
+from ._shared import load_shared, sharing
 from .base import import_framework
 
 if TYPE_CHECKING:
@@ -48,9 +49,13 @@ class SpacyRuntime:
 
     name = "spacy"
 
-    def __init__(self, nlp: Language, *, device: str = "cpu") -> None:
+    def __init__(self, nlp: Language, *, device: str = "cpu", active: Sequence[str] | None = None) -> None:
+        """``active``: the components this runtime runs (default: every enabled one); the others stay
+        loaded for another task that shares ``nlp`` and are disabled in ``pipe``."""
         self.nlp = nlp
         self.device = device
+        self.active = tuple(nlp.pipe_names) if active is None else tuple(n for n in nlp.pipe_names if n in active)
+        self._disabled = [name for name in nlp.pipe_names if name not in self.active]
 
     @classmethod
     def load(cls, path: str | Path, *, factories: Collection[str] | None = None, device: str = "cpu") -> SpacyRuntime:
@@ -60,6 +65,7 @@ class SpacyRuntime:
         spacy = import_framework("spacy", package="spacy", extra="nlp", purpose="spaCy pipelines")
         path = Path(path)
         exclude: list[str] = []
+        keep: list[str] | None = None
         if factories is not None:
             config = spacy.util.load_config(path / "config.cfg")
             pipeline = list(config["nlp"]["pipeline"])
@@ -71,6 +77,9 @@ class SpacyRuntime:
                     hint=f"its components are: {', '.join(pipeline) or '(none)'}",
                 )
             exclude = [name for name in pipeline if name not in keep]
+        if sharing():  # one pipeline, every component loaded, for all the tasks of this worker
+            nlp = load_shared("spacy", str(path.resolve()), lambda: spacy.load(path))
+            return cls(nlp, device=device, active=keep)
         return cls(spacy.load(path, exclude=exclude), device=device)
 
     @property
@@ -79,18 +88,18 @@ class SpacyRuntime:
 
     @property
     def pipe_names(self) -> list[str]:
-        return list(self.nlp.pipe_names)
+        return list(self.active)
 
     def labels(self, factory: str) -> tuple[str, ...]:
         """Labels of every enabled component built by ``factory`` (for example ``"ner"``)."""
         labels: set[str] = set()
-        for name in self.nlp.pipe_names:
+        for name in self.active:
             if self.nlp.get_pipe_meta(name).factory == factory:
                 labels.update(getattr(self.nlp.get_pipe(name), "labels", ()))
         return tuple(sorted(labels))
 
     def pipe(self, texts: Sequence[str], *, batch_size: int = 32) -> list[Doc]:
-        return list(self.nlp.pipe(texts, batch_size=batch_size))
+        return list(self.nlp.pipe(texts, batch_size=batch_size, disable=self._disabled))
 
     def memory_bytes(self) -> int | None:
         return None

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
 from ..config import Settings
@@ -22,6 +23,7 @@ from .gallery_routes import GalleryHolder
 from .handlers import add_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import RequestMetricsMiddleware, ServerMetrics
+from .models import deck_workers
 from .playground import PlaygroundAssets
 from .specs import SpecLoader, parse_specs, task_loader
 
@@ -94,10 +96,14 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
 
 async def _load_deck(app: FastAPI, loader: SpecLoader | None, settings: Settings) -> None:
     deck: Deck = app.state.deck
+    in_process = loader is None and settings.isolation == "process"
+    workers = await run_in_threadpool(deck_workers, deck.specs, settings) if in_process else {}
+    # Every worker loads at once; a failure is reported below, by the model that meets it.
+    await asyncio.gather(*(run_in_threadpool(w.start) for w in set(workers.values())), return_exceptions=True)
     for spec in list(deck.specs):  # a model loaded at run time joins deck.specs
         started = time.perf_counter()
         try:
-            deployment = await deck.start(spec)
+            deployment = await deck.start(spec, worker=workers.get(spec.alias))
         except Exception as exc:
             deck.failed[spec.alias] = str(exc)
             log.error("model %s failed to load: %s", spec.alias, exc)

@@ -30,7 +30,7 @@ from ..errors import (
 from ..tasks import TASKS
 from .limits import InputLimits, check_count
 from .metrics import ServerMetrics
-from .models import LocalModel, ProcessModel, ServedModel, StreamSink
+from .models import LocalModel, ProcessModel, ServedModel, StreamSink, WorkerProcess
 from .specs import ModelSpec, SpecLoader, load_spec
 from .wire import Answer, EmbeddingAnswer, as_json
 
@@ -269,12 +269,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def build_model(spec: ModelSpec, settings: Settings, loader: SpecLoader | None) -> ServedModel:
-    """Load one model where it will run (blocking: called from a worker thread)."""
+def build_model(
+    spec: ModelSpec, settings: Settings, loader: SpecLoader | None, worker: WorkerProcess | None = None
+) -> ServedModel:
+    """Load one model where it will run (blocking: called from a worker thread); ``worker`` is the
+    process it shares with the other models of its artifact (``models.deck_workers``), else its own."""
     if loader is not None:
         return LocalModel(loader(spec))
     if settings.isolation == "process":
-        model = ProcessModel(spec, settings)
+        model = ProcessModel(spec, settings, worker=worker)
         model.start()
         return model
     return LocalModel(load_spec(spec, settings))
@@ -358,10 +361,10 @@ class Deck:
             raise ServiceError(f"model {name!r} is still loading", hint="poll /readyz, then retry")
         raise UnknownModelError(f"no model named {name!r} is served here", hint=f"served models: {', '.join(names)}")
 
-    async def start(self, spec: ModelSpec) -> Deployment:
-        """Build ``spec``'s model off the event loop and start serving it under its alias."""
+    async def start(self, spec: ModelSpec, worker: WorkerProcess | None = None) -> Deployment:
+        """Build ``spec``'s model off the event loop (in ``worker`` if given) and start serving it under its alias."""
         settings, metrics = self._runtime_parts()
-        model = await run_in_threadpool(build_model, spec, settings, self.loader)
+        model = await run_in_threadpool(build_model, spec, settings, self.loader, worker)
         deployment = Deployment(spec.alias, model, settings, metrics)
         await deployment.start()
         if self.shutting_down:  # the server began to stop while this model loaded: do not leave it running

@@ -1,8 +1,11 @@
-"""Where a served model runs: in the server process, or in a worker process of its own.
+"""Where a served model runs: in the server process, or in a worker process.
 
 A worker process keeps the model off the server's GIL (a spaCy pipeline or the Python glue of
 a torch model would otherwise stall the event loop and be stalled by it) and turns a crash in
-native code into one failed batch and a restarted worker instead of a dead server.
+native code into one failed batch and a restarted worker instead of a dead server. The models
+of one artifact (``specs.group_specs``: ``ner`` and ``parse`` over one spaCy pipeline) share one
+``WorkerProcess``, each through its own ``ProcessModel``; workers fork from a fork server that
+preloaded the deck's libraries (``worker_context``).
 
 Both kinds answer ``run_batch([(input, options), ...])`` with one entry per item: the result's
 JSON bytes (an embedding: its float32 bytes, ``wire.EmbeddingAnswer``), or that item's
@@ -26,6 +29,7 @@ each piece over its pipe as ``("piece", index, text)`` while the batch runs; can
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -35,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -43,13 +48,25 @@ from pydantic_core import to_json
 from .. import errors
 from ..config import Settings
 from ..errors import DeadlineExceededError, InferenceError, ModelDeckError, ShuttingDownError, WorkerBudgetError
+from ..runtimes import preload_modules
+from ..runtimes.base import size_thread_pools
 from ..tasks._deadline import deadline_scope
 from ..tasks.base import Options, Task, option_error
 from ..types import ModelInfo
-from .specs import ModelSpec, load_spec
+from .specs import ModelSpec, group_specs, load_spec
 from .wire import Answer, encode_result
 
-__all__ = ["LocalModel", "ProcessModel", "ServedModel", "StreamSink", "run_items", "worker_rss_bytes"]
+__all__ = [
+    "LocalModel",
+    "ProcessModel",
+    "ServedModel",
+    "StreamSink",
+    "WorkerProcess",
+    "deck_workers",
+    "run_items",
+    "worker_context",
+    "worker_rss_bytes",
+]
 
 log = logging.getLogger("modeldeck.serving")
 
@@ -233,28 +250,64 @@ def _worker_batch(conn: Connection, task: AnyTask, batch: int, items: list[tuple
     return run_items(task, local)
 
 
-def _worker_main(conn: Connection, spec: ModelSpec, settings: Settings, loader: WorkerLoader) -> None:
-    """The worker process: load the model, report, then answer batches until told to stop."""
+def _load_group(specs: Sequence[ModelSpec], settings: Settings, loader: WorkerLoader) -> dict[str, AnyTask | str]:
+    """Each spec's task, or why it failed to load; one artifact is loaded once for all of them."""
+    from ..runtimes._shared import shared_artifacts
+
+    tasks: dict[str, AnyTask | str] = {}
+    with shared_artifacts():
+        for spec in specs:
+            try:
+                tasks[spec.alias] = loader(spec, settings)
+            except BaseException as exc:
+                tasks[spec.alias] = str(exc) if isinstance(exc, ModelDeckError) else f"{type(exc).__name__}: {exc}"
+    return tasks
+
+
+def _worker_main(
+    conn: Connection,
+    specs: Sequence[ModelSpec],
+    settings: Settings,
+    loader: WorkerLoader,
+    environ: Mapping[str, str],
+) -> None:
+    """The worker process: load the models, report, then answer batches until told to stop."""
+    # What the fork server preloaded is never collected here: a collection writes to every object
+    # it visits, which would copy the shared pages of those libraries into this process.
+    gc.freeze()
+    # A forked worker inherits the fork server's environment, as it was when that started; it
+    # takes the server's, as a spawned one does, before it loads anything.
+    if os.environ != environ:
+        os.environ.clear()
+        os.environ.update(environ)
+    size_thread_pools(environ)  # what the fork server imported sized its pools from its own environment
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server decides
-    try:
-        task = loader(spec, settings)
-    except BaseException as exc:
-        message = str(exc) if isinstance(exc, ModelDeckError) else f"{type(exc).__name__}: {exc}"
-        conn.send(("failed", message))
-        return
+    loaded = _load_group(specs, settings, loader)
+    tasks = {alias: task for alias, task in loaded.items() if not isinstance(task, str)}
     # The options class travels by reference (module and name), so the server can check options early.
-    conn.send(("ready", task.name, task.options_type, task.info, task.describe(), task.supports_streaming))
+    conn.send(
+        {
+            alias: ("failed", task)
+            if isinstance(task, str)
+            else ("ready", task.name, task.options_type, task.info, task.describe(), task.supports_streaming)
+            for alias, task in loaded.items()
+        }
+    )
+    if not tasks:
+        return
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             return  # the server went away
         if message[0] == "stop":
-            task.close()
+            for task in tasks.values():
+                task.close()
             return
         if message[0] != "batch":
             continue  # a cancel that arrived after its batch had finished
-        outputs = _worker_batch(conn, task, message[2], message[1])
+        _, alias, items, batch = message
+        outputs = _worker_batch(conn, tasks[alias], batch, items)
         conn.send([_error_to_wire(out) if isinstance(out, ModelDeckError) else out for out in outputs])
 
 
@@ -276,23 +329,53 @@ def worker_rss_bytes(pid: int | None) -> int | None:
         return None
 
 
-class ProcessModel:
-    """A model in a worker process of its own, restarted if it dies."""
+def worker_context(start: str = "forkserver", preload: Sequence[str] = ()) -> BaseContext:
+    """How worker processes start: ``forkserver`` (default) or ``spawn``.
 
-    def __init__(self, spec: ModelSpec, settings: Settings, *, loader: WorkerLoader = load_spec) -> None:
-        self.spec = spec
+    A fork server is one process that imports ``preload`` once and forks every worker from
+    itself, so the pages of those libraries (torch's, spaCy's: hundreds of MiB of code and Python
+    objects) are shared by all the workers instead of rebuilt in each, and a worker only loads its
+    weights. The server itself never forks: it holds threads (the event loop's pool, uvicorn), and
+    a fork of a threaded process can inherit a held lock. The fork server runs no model: the
+    only threads in it are the idle pools some libraries start at import (OpenBLAS's), which
+    their own fork handlers take down before each fork; torch's intra-op pool is created in the
+    worker, on its first operation, sized as a spawned worker's would be. Python keeps one fork
+    server per process, started on first use, so the first deck of a process decides its preload
+    list; a module missing there is imported by the worker that needs it.
+    """
+    if start == "spawn":
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(preload))
+    return context
+
+
+class WorkerProcess:
+    """One worker process for the specs that share an artifact; it answers each spec's batches by alias.
+
+    Batches reach the process one at a time, whichever model they are for (the process runs one
+    at a time anyway). Started on the first ``start()``, restarted if it dies or breaks a budget
+    (every model it holds is loaded again), stopped when its last model is released.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[ModelSpec],
+        settings: Settings,
+        *,
+        loader: WorkerLoader = load_spec,
+        context: BaseContext | None = None,
+    ) -> None:
+        self.specs = tuple(specs)
         self.settings = settings
         self.loader = loader
         self.restarts = 0
-        self._context = multiprocessing.get_context("spawn")  # never fork a process that holds threads
+        self._context = context or worker_context(settings.worker_start)
         self._lock = threading.Lock()
         self._process: Any = None
         self._conn: Connection | None = None
-        self.task = ""
-        self.info: ModelInfo
-        self._describe: dict[str, Any] = {}
-        self._options_type: type[Options] | None = None
-        self.supports_streaming = False
+        self._loaded: dict[str, tuple[Any, ...]] = {}
+        self._users = {spec.alias for spec in self.specs}
         self._batches = itertools.count()
         self._send_lock = threading.Lock()  # cancels are sent from the event loop while a batch runs
 
@@ -300,43 +383,47 @@ class ProcessModel:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    @property
+    def name(self) -> str:
+        return ", ".join(repr(spec.alias) for spec in self.specs)
+
     def start(self) -> None:
-        """Spawn the worker and wait until its model is loaded (blocking: call from a thread)."""
+        """Start the worker once and wait until its models are loaded (blocking: call from a thread)."""
+        with self._lock:
+            if not self._loaded:
+                self._start()
+
+    def loaded(self, alias: str) -> tuple[Any, ...]:
+        """``("ready", task, options_type, info, describe, streaming)`` or ``("failed", why)`` for one alias."""
+        return self._loaded[alias]
+
+    def _start(self) -> None:
         parent, child = self._context.Pipe()
-        process = self._context.Process(
+        process = self._context.Process(  # type: ignore[attr-defined]
             target=_worker_main,
-            args=(child, self.spec, self.settings, self.loader),
-            name=f"modeldeck-{self.spec.alias}",
+            args=(child, self.specs, self.settings, self.loader, dict(os.environ)),
+            name="modeldeck-" + "+".join(spec.alias for spec in self.specs),
             daemon=True,
         )
         process.start()
         child.close()
         try:
-            message = parent.recv()
+            self._loaded = parent.recv()
         except EOFError:
             process.join(5)
             raise InferenceError(
-                f"the worker for model {self.spec.alias!r} exited with code {process.exitcode} while loading"
+                f"the worker for model {self.name} exited with code {process.exitcode} while loading"
             ) from None
-        if message[0] == "failed":
+        if all(state[0] == "failed" for state in self._loaded.values()):
             process.join(5)
-            raise InferenceError(f"model {self.spec.alias!r} failed to load: {message[1]}")
-        _, self.task, self._options_type, self.info, self._describe, self.supports_streaming = message
-        self._process, self._conn = process, parent
+        else:
+            self._process, self._conn = process, parent
 
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        # The structural check (unknown keys, types) here; checks that need the model run in the worker.
-        assert self._options_type is not None
-        try:
-            self._options_type.model_validate(dict(options))
-        except ValidationError as exc:
-            raise option_error(self.task, self._options_type, exc) from None
-
-    def run_batch(self, items: list[tuple[Any, ...]]) -> list[Output]:
+    def run(self, alias: str, items: list[tuple[Any, ...]]) -> list[Output]:
         with self._lock:
             conn = self._conn
-            if conn is None:
-                raise ShuttingDownError(f"the worker for model {self.spec.alias!r} is stopped")
+            if conn is None or alias not in self._users:
+                raise ShuttingDownError(f"the worker for model {alias!r} is stopped")
             batch = next(self._batches)
             sinks: dict[int, StreamSink] = {}
             wire_items = []
@@ -352,7 +439,7 @@ class ProcessModel:
             # Past this the worker is computing for nobody: kill it (None: a stream, no time limit).
             give_up = max(deadlines) + self.settings.worker_grace_s if len(deadlines) == len(items) else None
             try:
-                self._send(conn, ("batch", wire_items, batch))
+                self._send(conn, ("batch", alias, wire_items, batch))
                 for index, sink in sinks.items():
                     sink.on_cancel = lambda index=index: self._send_cancel(conn, batch, index)
                     if sink.cancelled:
@@ -365,8 +452,7 @@ class ProcessModel:
                         self._kill()
                         self._restart()
                         raise WorkerBudgetError(
-                            f"the worker for model {self.spec.alias!r} {over} running this input, so it was "
-                            "killed and restarted",
+                            f"the worker for model {alias!r} {over} running this input, so it was killed and restarted",
                             hint=_BUDGET_HINT,
                         )
                     wire = conn.recv()
@@ -377,7 +463,7 @@ class ProcessModel:
             except (EOFError, OSError, BrokenPipeError):
                 code = self._restart()
                 died = InferenceError(
-                    f"the worker for model {self.spec.alias!r} died (exit code {code}) running this batch",
+                    f"the worker for model {alias!r} died (exit code {code}) running this batch",
                     hint="the worker was restarted; if one input keeps crashing it, leave that input out",
                 )
                 if any(sink.pieces for sink in sinks.values()):
@@ -418,16 +504,20 @@ class ProcessModel:
     def _restart(self) -> int | None:
         old = self._process
         old.join(5)
-        log.error("worker for model %s died with exit code %s; restarting", self.spec.alias, old.exitcode)
+        log.error("worker for model %s died with exit code %s; restarting", self.name, old.exitcode)
         self.restarts += 1
-        self.start()
+        self._process = self._conn = None
+        self._start()
+        if self._conn is None:
+            raise InferenceError(f"the worker for model {self.name} failed to load again after it died")
         return old.exitcode  # type: ignore[no-any-return]
 
-    def describe(self) -> dict[str, Any]:
-        return {**self._describe, "isolation": "process", "worker_pid": self.pid, "worker_restarts": self.restarts}
-
-    def close(self) -> None:
+    def release(self, alias: str) -> None:
+        """One model is done with the worker; the last one stops it."""
         with self._lock:
+            self._users.discard(alias)
+            if self._users:
+                return
             conn, process, self._conn = self._conn, self._process, None
             if conn is not None:
                 try:
@@ -440,3 +530,78 @@ class ProcessModel:
                 if process.is_alive():
                     process.kill()
                     process.join(5)
+
+
+class ProcessModel:
+    """A model in a worker process, alone or beside the other models of its artifact (``worker=``)."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        settings: Settings,
+        *,
+        loader: WorkerLoader = load_spec,
+        worker: WorkerProcess | None = None,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.worker = worker or WorkerProcess([spec], settings, loader=loader)
+        self.task = ""
+        self.info: ModelInfo
+        self._describe: dict[str, Any] = {}
+        self._options_type: type[Options] | None = None
+        self.supports_streaming = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.worker.pid
+
+    @property
+    def restarts(self) -> int:
+        return self.worker.restarts
+
+    def start(self) -> None:
+        """Start the worker (if no other model of it has) and wait until this model is loaded."""
+        self.worker.start()
+        state = self.worker.loaded(self.spec.alias)
+        if state[0] == "failed":
+            self.worker.release(self.spec.alias)
+            raise InferenceError(f"model {self.spec.alias!r} failed to load: {state[1]}")
+        _, self.task, self._options_type, self.info, self._describe, self.supports_streaming = state
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        # The structural check (unknown keys, types) here; checks that need the model run in the worker.
+        assert self._options_type is not None
+        try:
+            self._options_type.model_validate(dict(options))
+        except ValidationError as exc:
+            raise option_error(self.task, self._options_type, exc) from None
+
+    def run_batch(self, items: list[tuple[Any, ...]]) -> list[Output]:
+        return self.worker.run(self.spec.alias, items)
+
+    def describe(self) -> dict[str, Any]:
+        shared = [spec.alias for spec in self.worker.specs if spec.alias != self.spec.alias]
+        return {
+            **self._describe,
+            "isolation": "process",
+            "worker_pid": self.pid,
+            "worker_restarts": self.restarts,
+            "worker_shared_with": shared,
+        }
+
+    def close(self) -> None:
+        self.worker.release(self.spec.alias)
+
+
+def deck_workers(specs: Sequence[ModelSpec], settings: Settings) -> dict[str, WorkerProcess]:
+    """One worker process per artifact (``group_specs``), keyed by each alias it serves, all started
+    from one fork server that preloads what the deck's runtimes import."""
+    groups = group_specs(specs, settings)
+    preload = [__name__, *preload_modules(group.runtime for group in groups if group.runtime is not None)]
+    context = worker_context(settings.worker_start, preload)
+    workers: dict[str, WorkerProcess] = {}
+    for group in groups:
+        worker = WorkerProcess(group.specs, settings, context=context)
+        workers.update((spec.alias, worker) for spec in group.specs)
+    return workers
