@@ -17,7 +17,6 @@ concurrent clients, against the raw torch encode measured in the same run. Resul
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import subprocess
@@ -105,7 +104,7 @@ def run_served(duration: float) -> dict[str, Any]:
     texts = sentences(4096)
     raw = raw_embed(texts)
     with server("embed@onnx", env={"MODELDECK_HOME": str(HOME)}) as (url, _):
-        served = asyncio.run(_bench(bench, url, duration, texts))
+        served = bench(url, "embed@onnx", duration, texts)
     lat = served.latency_ms
     print(f"embed@onnx served, {CONCURRENCY} clients, {duration:.0f} s")
     print(f"  raw torch encode(bs=32)  {raw:8.1f} items/s")
@@ -114,10 +113,6 @@ def run_served(duration: float) -> dict[str, Any]:
         f"p50 {lat['p50']:6.1f} ms  p99 {lat['p99']:6.1f} ms  errors {served.errors or 0}"
     )
     return {"raw_torch_items_per_s": raw, "served": served.to_dict(), "served_over_raw_torch": served.items_per_s / raw}
-
-
-async def _bench(bench: Any, url: str, duration: float, texts: list[str]) -> Any:
-    return await asyncio.to_thread(bench, url, "embed@onnx", duration, texts)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from modeldeck.config import Settings
 from modeldeck.optimizing import OptimizeReport, optimize
 from modeldeck.optimizing._sample import builtin_texts
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # an export and three quantizations on two busy cores
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # ~4 min on two idle cores; a loaded box takes far longer
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,12 @@ def test_models_show_prints_the_card_figures(report: OptimizeReport, home: Path,
     assert card["figures"]["speedup"] > 0
 
 
+def test_models_list_shows_the_variants_beside_the_package_version(report: OptimizeReport, home: Path) -> None:
+    rows = {r.name: r for r in modeldeck.ModelStore(Settings(home=home)).list_models()}
+    installed = rows["all-MiniLM-L6-v2"].installed
+    assert installed[0] == report.model.split("@")[1] and {"onnx", "int8"} <= set(installed[1:])
+
+
 def test_loading_a_variant_needs_no_torch(report: OptimizeReport, home: Path) -> None:
     probe = (
         "import sys, modeldeck\n"
@@ -120,3 +126,23 @@ def test_a_budget_too_tight_for_float_rounding_refuses_from_the_cli(
     (onnx,) = [v for v in out["variants"] if v["name"] == "onnx"]
     assert onnx["accepted"] is False and onnx["reason"].startswith("outside the budget: cosine_min 0.99999")
     assert all(v["stored"] is None for v in out["variants"])  # refused, and --dry-run stores nothing anyway
+
+
+def test_embed_at_onnx_is_served_like_any_model(report: OptimizeReport, home: Path, live) -> None:
+    import httpx
+
+    from modeldeck.serving import create_app
+
+    from ..support import LiveServer
+
+    settings = Settings.from_env({}, home=home, models=("embed@onnx",), isolation="thread")
+    server = LiveServer(create_app(settings)).start()
+    live.append(server)
+    server.wait_ready()
+    listed = httpx.get(f"{server.url}/v1/models", timeout=30).json()
+    assert "embed@onnx" in json.dumps(listed) and "onnxruntime" in json.dumps(listed)
+    answer = httpx.post(
+        f"{server.url}/v1/models/embed@onnx/predict", json={"inputs": ["served by onnxruntime", "ok"]}, timeout=60
+    ).json()
+    assert answer["version"] == "onnx" and len(answer["outputs"]) == 2
+    assert len(answer["outputs"][0]["vector"]) == 384

@@ -66,7 +66,7 @@ def test_classify_and_ner_comparisons() -> None:
 def test_the_builtin_sample_is_deterministic_and_varied() -> None:
     texts = builtin_texts()
     assert texts == builtin_texts() and len(texts) == 300 and len(set(texts)) > 150
-    assert min(map(len, texts)) <= 3 and max(map(len, texts)) > 2000  # one word to past a 256-token window
+    assert min(map(len, texts)) <= 3 and max(map(len, texts)) > 1500  # one word to past a 256-token window
     assert any(not t.isascii() for t in texts)
 
 

@@ -330,7 +330,7 @@ def optimize(
                     speedup=throughput / rows[0].throughput,
                 )
             )
-        rows = _choose(rows)
+        rows, chosen = _choose(rows)
         if register:
             provenance = {
                 "of": f"{info.name}@{info.version}",
@@ -339,22 +339,26 @@ def optimize(
                 "verified_on": sample,
                 "budget": limits.model_dump(),
             }
-            rows = [_store(store, info, task, row, folders, provenance, rows[0]) for row in rows]
+            rows = [
+                _store(store, info, task, row, folders, provenance, rows[0]) if row.name in chosen else row
+                for row in rows
+            ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return OptimizeReport(task, f"{info.name}@{info.version}", sample, limits, tuple(rows))
 
 
-def _choose(rows: list[VariantReport]) -> list[VariantReport]:
-    """The fp32 variant is stored as ``onnx`` when accepted; of the accepted int8 ones, the fastest as ``int8``."""
+def _choose(rows: list[VariantReport]) -> tuple[list[VariantReport], set[str]]:
+    """The variants to store: the fp32 one when accepted, and the fastest accepted int8 one."""
     accepted_int8 = [r for r in rows if r.kind == "int8" and r.accepted]
     best = max(accepted_int8, key=lambda r: r.throughput, default=None)
+    chosen = {r.name for r in rows if r.kind == "fp32" and r.accepted} | ({best.name} if best else set())
     out = []
     for row in rows:
-        if row.kind == "int8" and row.accepted and row is not best:
-            row = replace(row, reason=f"inside the budget; {best.name} is faster and is the one stored")  # type: ignore[union-attr]
+        if best is not None and row.kind == "int8" and row.accepted and row is not best:
+            row = replace(row, reason=f"inside the budget; {best.name} is faster")
         out.append(row)
-    return out
+    return out, chosen
 
 
 def _store(
@@ -366,8 +370,6 @@ def _store(
     provenance: Mapping[str, Any],
     original: VariantReport,
 ) -> VariantReport:
-    if not row.accepted or (row.kind == "int8" and "is the one stored" in row.reason):
-        return row
     version = "onnx" if row.kind == "fp32" else "int8"
     if store.artifacts.read(info.name, version) is not None:  # a new run replaces the last one's variant
         store.remove(info.name, version)

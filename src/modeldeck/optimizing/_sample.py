@@ -94,7 +94,7 @@ def builtin_texts(count: int = 300, *, seed: int = 0) -> list[str]:
             texts.append(rng.choice(_OBJECTS).upper() if rng.random() < 0.5 else "  " + rng.choice(_OBJECTS) + "\n\t")
         elif kind == 8:
             # A paragraph of several sentences: some pass the model's window and are embedded in chunks.
-            n = rng.randint(3, 40)
+            n = rng.randint(3, 24)
             texts.append(
                 " ".join(
                     f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}{rng.choice(_TAILS)}"

@@ -493,11 +493,9 @@ class ModelStore:
                 located = entry.source.locate(entry.name)
             except ModelNotInstalledError:
                 located = None
-            installed = (
-                (located.version,)
-                if located is not None
-                else tuple(m.version for m in self.artifacts.versions(entry.name))
-            )
+            stored = tuple(m.version for m in self.artifacts.versions(entry.name))
+            # A pip-installed model's store versions are the variants made from it (NAME@onnx, NAME@int8).
+            installed = (located.version, *stored) if located is not None else stored
             rows.append(
                 ModelStatus(
                     entry.name,
