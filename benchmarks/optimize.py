@@ -101,7 +101,7 @@ def run_served(duration: float) -> dict[str, Any]:
     from serving import CONCURRENCY, bench, raw_embed
 
     variants()
-    texts = sentences(4096)
+    texts = sentences(1024)
     raw = raw_embed(texts)
     with server("embed@onnx", env={"MODELDECK_HOME": str(HOME)}) as (url, _):
         served = bench(url, "embed@onnx", duration, texts)

@@ -124,7 +124,7 @@ def test_a_budget_too_tight_for_float_rounding_refuses_from_the_cli(
     out = json.loads(capsys.readouterr().out)
     assert out["sample"] == "sentences.txt (40 texts)" and out["budget"]["cosine_min"] == 1.0
     (onnx,) = [v for v in out["variants"] if v["name"] == "onnx"]
-    assert onnx["accepted"] is False and onnx["reason"].startswith("outside the budget: cosine_min 0.99999")
+    assert onnx["accepted"] is False and onnx["reason"].startswith("outside the budget: cosine_min 0.9999")
     assert all(v["stored"] is None for v in out["variants"])  # refused, and --dry-run stores nothing anyway
 
 

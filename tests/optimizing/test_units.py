@@ -23,7 +23,7 @@ def test_judge_names_each_figure_below_the_budget() -> None:
         == "cosine_mean 0.9600 < 0.9900; cosine_min 0.9500 < 0.9700"
     )
     assert judge({"agreement": 0.5}, Budget(agreement=0.4)) is None
-    assert judge({"cosine_min": 0.99999994}, Budget(cosine_min=1)) == "cosine_min 0.999999940 < 1.0000"
+    assert judge({"cosine_min": 0.99999994}, Budget(cosine_min=1)) == "cosine_min 0.99999994 < 1.0000"
 
 
 def test_a_bad_budget_is_refused_with_the_valid_keys() -> None:

@@ -80,7 +80,7 @@ COMPARE: Mapping[str, Callable[[Sequence[Any], Sequence[Any]], dict[str, float]]
 def _figure(value: float, limit: float) -> str:
     # Four decimals, or as many as it takes to show a value that rounds to its limit but falls short of it.
     text = f"{value:.4f}"
-    return text if float(text) < limit else f"{value:.9f}"
+    return text if float(text) < limit else repr(float(value))
 
 
 def judge(figures: Mapping[str, float], budget: Budget) -> str | None:
