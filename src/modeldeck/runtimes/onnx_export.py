@@ -135,7 +135,10 @@ def export_sentence_transformer(source: Path, out: Path) -> OnnxExportConfig:
     (pooling, normalisation, dense layers) run inside the graph exactly as ``encode`` runs them."""
     torch = import_framework("torch", package="torch", extra="torch")
     st = import_framework("sentence_transformers", package="sentence-transformers", extra="torch")
-    model = st.SentenceTransformer(str(source), device="cpu", local_files_only=True).eval()
+    from .transformers import quiet_loading
+
+    with quiet_loading(import_framework("transformers", package="transformers", extra="torch")):
+        model = st.SentenceTransformer(str(source), device="cpu", local_files_only=True).eval()
     names = tuple(n for n in _TEXT_INPUTS if n in model.tokenizer.model_input_names)
 
     class _Encoder(torch.nn.Module):  # type: ignore[misc, name-defined]
