@@ -20,21 +20,25 @@ if TYPE_CHECKING:
     from .documents import DocumentIndex
     from .finetuning import FinetuneConfig, FinetuneReport, finetune
     from .gallery import Gallery
+    from .optimizing import Budget, OptimizeReport, optimize
     from .store import ModelStore
 
 __all__ = [
+    "Budget",
     "DocumentIndex",
     "FinetuneConfig",
     "FinetuneReport",
     "Gallery",
     "ModelDeckError",
     "ModelStore",
+    "OptimizeReport",
     "Settings",
     "SimilarityResult",
     "__version__",
     "draw",
     "finetune",
     "load",
+    "optimize",
     "similarity",
 ]
 
@@ -50,6 +54,9 @@ __getattr__ = lazy_getattr(
         "finetune": ("modeldeck.finetuning", "finetune"),
         "FinetuneConfig": ("modeldeck.finetuning", "FinetuneConfig"),
         "FinetuneReport": ("modeldeck.finetuning", "FinetuneReport"),
+        "optimize": ("modeldeck.optimizing", "optimize"),
+        "OptimizeReport": ("modeldeck.optimizing", "OptimizeReport"),
+        "Budget": ("modeldeck.optimizing", "Budget"),
     },
 )
 

@@ -327,3 +327,9 @@ def test_result_round_trips(qa: QATask) -> None:
 def test_task_is_inferred_from_the_folder(qa_path: Path, tmp_path: Path) -> None:
     task = modeldeck.load(str(qa_path), settings=Settings.from_env({}, home=tmp_path))
     assert task.name == "qa" and "top_k" in task.describe()["options"]["properties"]
+
+
+def test_a_question_with_more_words_than_the_context(qa: QATask) -> None:
+    # Regression: word spans were looked up for question tokens too, past the context's last word.
+    result = qa(question="who was born in paris in 1999 ?", context="Paris")
+    assert all(a.text == "Paris"[a.start : a.end] for a in result.answers)

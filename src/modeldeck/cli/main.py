@@ -73,9 +73,9 @@ def _build_parser() -> argparse.ArgumentParser:
     add_run_parser(commands)
     # Commands defined in their own modules: each adds its parser and sets ``handler``
     # ("module:function") that ``main`` imports only when the command runs.
-    from . import _ask, _chat, _eval, _faces, _finetune
+    from . import _ask, _chat, _eval, _faces, _finetune, _optimize
 
-    for module in (_eval, _faces, _chat, _ask, _finetune):
+    for module in (_eval, _faces, _chat, _ask, _finetune, _optimize):
         module.add_parser(commands)
 
     serve = commands.add_parser("serve", help="serve models over HTTP with adaptive batching")

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -24,7 +24,27 @@ from .base import import_framework
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
 
-__all__ = ["OnnxRuntime", "OnnxTensorModel", "TensorSpec", "default_threads", "find_onnx_file"]
+__all__ = [
+    "GRAPH_LEVELS",
+    "GraphLevel",
+    "OnnxRuntime",
+    "OnnxTensorModel",
+    "TensorSpec",
+    "default_threads",
+    "find_onnx_file",
+]
+
+#: onnxruntime's graph optimisation levels, by the names settings and decks use.
+GraphLevel = Literal["disable", "basic", "extended", "all"]
+_GRAPH_LEVELS: Mapping[str, str] = MappingProxyType(
+    {
+        "disable": "ORT_DISABLE_ALL",
+        "basic": "ORT_ENABLE_BASIC",
+        "extended": "ORT_ENABLE_EXTENDED",
+        "all": "ORT_ENABLE_ALL",
+    }
+)
+GRAPH_LEVELS: tuple[str, ...] = tuple(_GRAPH_LEVELS)
 
 # ONNX Runtime's element type names, for the numeric tensors models take and give.
 _DTYPES: Mapping[str, type[np.generic]] = MappingProxyType(
@@ -127,14 +147,21 @@ class OnnxRuntime:
 
     @classmethod
     def load(
-        cls, path: str | Path, *, device: str = "cpu", threads: int | None = None, spin: bool = False
+        cls,
+        path: str | Path,
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        spin: bool = False,
+        graph_level: GraphLevel = "all",
     ) -> OnnxRuntime:
         """Open ``path`` (a ``.onnx`` file, or a folder holding one) in a new session.
 
         ``threads`` caps intra-op parallelism (default: the CPUs available, at most 8); one
-        inter-op thread, since these graphs are chains. ``spin=False`` stops idle worker threads
-        from busy-waiting between runs, which on a small machine would steal the CPU the server
-        and the preprocessing need.
+        inter-op thread, since these graphs are chains. ``graph_level`` is onnxruntime's graph
+        optimisation level (``"all"`` fuses attention and layer norms where it can). ``spin=False``
+        stops idle worker threads from busy-waiting between runs, which on a small machine would
+        steal the CPU the server and the preprocessing need.
         """
         ort = import_framework("onnxruntime", package="onnxruntime", extra="vision", purpose="ONNX models")
         file = find_onnx_file(path)
@@ -142,6 +169,7 @@ class OnnxRuntime:
         options.intra_op_num_threads = threads if threads is not None else default_threads()
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _GRAPH_LEVELS[graph_level])
         options.log_severity_level = 3  # errors only: the optimizer's notes are not the user's business
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         try:

@@ -135,7 +135,7 @@ class ModelStore:
         if by_task is not None:
             return self._resolve_entry(by_task, None, task or ref, auto_pull)
         name, at, version = ref.partition("@")
-        entry = self.catalog.get(name)
+        entry = self.catalog.get(name) or (self.catalog.default_for(name) if version else None)
         if entry is not None:
             return self._resolve_entry(entry, version or None, task, auto_pull)
         versions = self.artifacts.versions(name) if (not at or version) and "/" not in name else []
@@ -163,13 +163,20 @@ class ModelStore:
         )
 
     def _resolve_entry(self, entry: CatalogEntry, version: str | None, task: str | None, auto_pull: bool) -> ModelInfo:
+        if version is not None:
+            # A version made here from the catalog model (``modeldeck optimize``: NAME@onnx, NAME@int8),
+            # with its own runtime and card, even where the original comes from a pip package.
+            variant = self.artifacts.read(entry.name, version)
+            if variant is not None and variant.source.get("kind") == "local":
+                return self._info_from_manifest(variant, task)
         located = entry.source.locate(entry.name)
         if located is not None:
             if version is not None and version != located.version:
                 raise ModelNotInstalledError(
                     f"model {entry.name}@{version} is not installed; "
                     f"the installed package has version {located.version}",
-                    hint=f"use {entry.name!r} without a version, or install the package version you need",
+                    hint=f"use {entry.name!r} without a version, or install the package version you need; "
+                    f"ONNX variants ({entry.name}@onnx, @int8) are made by `modeldeck optimize {entry.tasks[0]}`",
                 )
             self._check_located(entry, located)
             return self._info_from_entry(entry, located.path, located.version, task)
@@ -486,11 +493,9 @@ class ModelStore:
                 located = entry.source.locate(entry.name)
             except ModelNotInstalledError:
                 located = None
-            installed = (
-                (located.version,)
-                if located is not None
-                else tuple(m.version for m in self.artifacts.versions(entry.name))
-            )
+            stored = tuple(m.version for m in self.artifacts.versions(entry.name))
+            # A pip-installed model's store versions are the variants made from it (NAME@onnx, NAME@int8).
+            installed = (located.version, *stored) if located is not None else stored
             rows.append(
                 ModelStatus(
                     entry.name,

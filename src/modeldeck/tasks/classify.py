@@ -156,6 +156,16 @@ class SequenceClassificationHead(TransformersHead):
     head = "sequence-classification"
 
 
+class OnnxSequenceClassifier(BackendBase):
+    """A sequence-classification head exported by ``modeldeck.optimize`` (``NAME@onnx``, ``NAME@int8``)."""
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
+        from ..runtimes.onnx_text import OnnxHeadRuntime
+
+        return cls(OnnxHeadRuntime.load_head(info.path, "sequence-classification", device=device))
+
+
 class AwdLstmClassifier(BackendBase):
     """fastai's AWD-LSTM classifier as ``modeldeck.finetune`` saves it (safetensors + JSON, no pickle)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import numpy as np
 from pydantic import Field, StrictBool
@@ -18,9 +18,29 @@ from .results import Embedding
 
 if TYPE_CHECKING:
     from .._similarity import SimilarityResult
-    from ..runtimes.sentence_transformers import SentenceTransformerRuntime
+    from ..runtimes.onnx_text import OnnxSentenceEncoder
+    from ..runtimes.transformers import TokenizedText
 
-__all__ = ["EmbedOptions", "EmbedTask", "SentenceTransformersEmbedder"]
+__all__ = ["EmbedOptions", "EmbedTask", "OnnxEmbedder", "SentenceEncoder", "SentenceTransformersEmbedder"]
+
+
+class SentenceEncoder(Protocol):
+    """What ``EmbedTask`` drives: the model's own tokenizer and one ``encode`` call per batch of texts."""
+
+    name: str
+    device: str
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_content_tokens(self) -> int: ...
+
+    def tokenize(self, text: str) -> TokenizedText: ...
+
+    def encode(self, texts: Sequence[str], *, batch_size: int) -> np.ndarray: ...
+
+    def memory_bytes(self) -> int | None: ...
 
 
 class EmbedOptions(Options):
@@ -38,7 +58,7 @@ class _Chunks:
 class SentenceTransformersEmbedder(BackendBase):
     """A sentence-transformers model: its own pooling and normalisation, exactly as it defines them."""
 
-    runtime: SentenceTransformerRuntime
+    runtime: SentenceEncoder
 
     @classmethod
     def load(cls, info: ModelInfo, *, device: str) -> Self:
@@ -47,11 +67,23 @@ class SentenceTransformersEmbedder(BackendBase):
         return cls(SentenceTransformerRuntime.load(info.path, device=device))
 
 
+class OnnxEmbedder(BackendBase):
+    """A sentence-transformers model exported by ``modeldeck.optimize``: pooling and normalisation in the graph."""
+
+    runtime: OnnxSentenceEncoder
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
+        from ..runtimes.onnx_text import OnnxSentenceEncoder
+
+        return cls(OnnxSentenceEncoder.load(info.path, device=device))
+
+
 class EmbedTask(Task[_Chunks, tuple[np.ndarray, int], Embedding, EmbedOptions]):
     name = "embed"
     result_type: ClassVar[type] = Embedding
     options_type = EmbedOptions
-    runtime: SentenceTransformerRuntime
+    runtime: SentenceEncoder
 
     @property
     def dim(self) -> int:

@@ -192,6 +192,16 @@ class TokenClassificationNER(BackendBase):
         return aggregate_entities(encoded.tokens.offsets, raw, self.id2label, encoded.tokens.word_ids)
 
 
+class OnnxTokenClassificationNER(TokenClassificationNER):
+    """A token-classification head exported by ``modeldeck.optimize``: the same windows, merging and decoding."""
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
+        from ..runtimes.onnx_text import OnnxHeadRuntime
+
+        return cls(OnnxHeadRuntime.load_head(info.path, "token-classification", device=device))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class _Encoded:
     text: str

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 from pydantic import Field, StrictBool
 
 from ..errors import InputTooLargeError, InputTypeError, OptionError
+from ..types import ModelInfo
+from ._backend import BackendBase
 from ._qa_spans import best_spans
 from .base import Options, Task, TransformersHead, check_text
 from .results import _pyarrow
@@ -152,7 +154,7 @@ def _char_bounds(windows: QAWindows, align_to_words: bool) -> tuple[tuple[np.nda
     np.maximum.at(word_end, words, offsets[:, 1])
     starts, ends = [], []
     for o, w, k in zip(windows.offsets, windows.word_ids, in_words, strict=True):
-        safe = np.clip(w, 0, None)
+        safe = np.clip(w, 0, len(word_start) - 1)  # question tokens may number more words than the context
         starts.append(np.where(k, word_start[safe], o[:, 0]))
         ends.append(np.where(k, word_end[safe], o[:, 1]))
     return tuple(starts), tuple(ends)
@@ -181,6 +183,16 @@ def _raw_pair(raw: Any) -> tuple[Any, Any]:
 
 class QuestionAnsweringHead(TransformersHead):
     head = "question-answering"
+
+
+class OnnxQuestionAnswering(BackendBase):
+    """An extractive QA head exported by ``modeldeck.optimize``: the same windows and span decoding."""
+
+    @classmethod
+    def load(cls, info: ModelInfo, *, device: str) -> Self:
+        from ..runtimes.onnx_text import OnnxHeadRuntime
+
+        return cls(OnnxHeadRuntime.load_head(info.path, "question-answering", device=device))
 
 
 class QATask(Task[_Encoded, list[tuple[np.ndarray, np.ndarray]], QAResult, QAOptions]):

@@ -1,0 +1,137 @@
+"""ONNX Runtime variants of all-MiniLM-L6-v2 against torch, measured side by side in one run.
+
+    python benchmarks/optimize.py throughput [--texts 512] [--rounds 5]   # torch encode vs ONNX fp32 vs int8
+    python benchmarks/optimize.py coldstart  [--rounds 3]                 # process start to first answer
+    python benchmarks/optimize.py served     [--duration 20]              # embed@onnx served vs raw torch encode
+
+Each command first makes the variants with ``modeldeck.optimize("embed", int8=True)`` in a
+fresh store (under .bench/optimize-home, reused by later commands), so the int8 variant is the
+best one inside the default budget. ``throughput`` times ``SentenceTransformer.encode(batch_size
+=32)`` and the variants' own ``encode(batch_size=32)`` on the same sentences, interleaved round by
+round (best round of each). ``coldstart`` runs ``modeldeck.load(...)("...")`` in fresh
+interpreters, alternating torch and onnx. ``served`` serves ``embed@onnx`` and loads it with 32
+concurrent clients, against the raw torch encode measured in the same run. Results go to
+.bench/optimize-<what>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import RESULTS, best_times, save, sentences, server
+
+HOME = RESULTS / "optimize-home"
+
+
+def variants() -> dict[str, Any]:
+    """Make (or reuse) all-MiniLM-L6-v2@onnx and @int8 in HOME; the report of the run that made them."""
+    import json
+
+    from modeldeck import Settings, optimize
+
+    report_file = HOME / "report.json"
+    if report_file.is_file():
+        return dict(json.loads(report_file.read_text()))
+    report = optimize("embed", int8=True, timing_seconds=2.0, settings=Settings(home=HOME)).to_dict()
+    report_file.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def run_throughput(n: int, rounds: int) -> dict[str, Any]:
+    from modeldeck import Settings, load
+
+    report = variants()
+    stored = {v["kind"]: v for v in report["variants"] if v["stored"]}
+    settings = Settings(home=HOME)
+    torch_model = load("embed", settings=settings).runtime.model  # the SentenceTransformer itself
+    onnx = load("embed", model="all-MiniLM-L6-v2@onnx", settings=settings).runtime
+    texts = sentences(n)
+    fns = {
+        "torch encode(bs=32)": lambda: torch_model.encode(texts, batch_size=32),
+        "onnx fp32": lambda: onnx.encode(texts, batch_size=32),
+    }
+    if "int8" in stored:
+        int8 = load("embed", model="all-MiniLM-L6-v2@int8", settings=settings).runtime
+        fns[f"onnx int8 ({stored['int8']['name']})"] = lambda: int8.encode(texts, batch_size=32)
+    times = best_times(list(fns.values()), rounds)
+    rates = {name: n / t for name, t in zip(fns, times, strict=True)}
+    base = rates["torch encode(bs=32)"]
+    print(f"all-MiniLM-L6-v2, {n} sentences, batch 32, best of {rounds} interleaved rounds")
+    for name, rate in rates.items():
+        print(f"  {name:<40} {rate:8.1f} sentences/s  {rate / base:5.2f}x torch")
+    if "int8" in stored:
+        acc = stored["int8"]["accuracy"]
+        print(
+            f"  int8 accuracy on the built-in sample: cosine mean {acc['cosine_mean']:.4f}, min {acc['cosine_min']:.4f}"
+        )
+    return {"sentences": n, "rounds": rounds, "items_per_s": rates, "ratios": {k: v / base for k, v in rates.items()}}
+
+
+def _first_answer(model: str) -> float:
+    code = f"import modeldeck\nmodeldeck.load('embed', model={model!r})('The first answer after a cold start.')"
+    env = {**os.environ, "MODELDECK_HOME": str(HOME)}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def run_coldstart(rounds: int) -> dict[str, Any]:
+    variants()
+    models = {"torch": "all-MiniLM-L6-v2", "onnx": "all-MiniLM-L6-v2@onnx"}
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            times[name].append(_first_answer(model))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"cold start, process start to first embed answer, median of {rounds} (alternating)")
+    for name in models:
+        print(f"  {name:<6} {med[name]:6.2f} s   (runs: {', '.join(f'{t:.2f}' for t in times[name])})")
+    print(f"  onnx / torch: {med['onnx'] / med['torch']:.2f}x the time")
+    return {"seconds": times, "median": med, "onnx_over_torch": med["onnx"] / med["torch"]}
+
+
+def run_served(duration: float) -> dict[str, Any]:
+    from serving import CONCURRENCY, bench, raw_embed
+
+    variants()
+    texts = sentences(1024)
+    raw = raw_embed(texts)
+    with server("embed@onnx", env={"MODELDECK_HOME": str(HOME)}) as (url, _):
+        served = bench(url, "embed@onnx", duration, texts)
+    lat = served.latency_ms
+    print(f"embed@onnx served, {CONCURRENCY} clients, {duration:.0f} s")
+    print(f"  raw torch encode(bs=32)  {raw:8.1f} items/s")
+    print(
+        f"  served embed@onnx        {served.items_per_s:8.1f} items/s  ({served.items_per_s / raw:5.2f}x raw torch)  "
+        f"p50 {lat['p50']:6.1f} ms  p99 {lat['p99']:6.1f} ms  errors {served.errors or 0}"
+    )
+    return {"raw_torch_items_per_s": raw, "served": served.to_dict(), "served_over_raw_torch": served.items_per_s / raw}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["throughput", "coldstart", "served"])
+    parser.add_argument("--texts", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--duration", type=float, default=20.0)
+    args = parser.parse_args()
+    HOME.mkdir(parents=True, exist_ok=True)
+    if args.what == "throughput":
+        result = run_throughput(args.texts, args.rounds or 5)
+    elif args.what == "coldstart":
+        result = run_coldstart(args.rounds or 3)
+    else:
+        result = run_served(args.duration)
+    print(f"saved {save(f'optimize-{args.what}', result)}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()
