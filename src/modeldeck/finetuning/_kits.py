@@ -116,6 +116,7 @@ class ClassifyKit:
         self.test = read_labelled(test, text_column, label_column) if test is not None else None
         self.train_texts = self.train.texts
         self.bad_rows = {"data": train_all.bad_rows, "valid": self.valid.bad_rows if valid is not None else 0}
+        self._encoded: dict[str, tuple[LabelledData, Sequence[Sequence[int]]]] = {}
 
     def sizes(self) -> dict[str, int]:
         return {"train_rows": len(self.train), "valid_rows": len(self.valid)}
@@ -128,7 +129,7 @@ class ClassifyKit:
 
     def train_rows(self, trainer: Any, folder: Path) -> tuple[Sequence[Sequence[int]], Sequence[Any]]:
         """Token ids in a memory-mapped file in ``folder`` (tokenised a chunk at a time), and the targets."""
-        rows = TokenRows.encode(folder / "train-ids.bin", self.train.texts, trainer.encode)
+        rows = TokenRows.encode(folder / "train-ids.int32", self.train.texts, trainer.encode)
         return rows, _targets(self.train, self.labels, trainer.multi_label)
 
     def scores(self, trainer: Any, split: str, batch_size: int) -> dict[str, Any]:
@@ -138,16 +139,19 @@ class ClassifyKit:
         """
         from ..evaluation.classify import classification_metrics, multilabel_metrics
 
-        data: LabelledData = getattr(self, split)
         labels = self.labels
-        known = set(labels)
-        keep = [
-            i
-            for i, label in enumerate(data.labels)
-            if split != "test" or set((label,) if isinstance(label, str) else label) <= known
-        ]
-        subset = data.subset(keep)
-        logits = trainer.logits(trainer.encode(subset.texts), batch_size=batch_size)
+        if split not in self._encoded:  # tokenised once per run: the tokenizer does not change
+            data: LabelledData = getattr(self, split)
+            known = set(labels)
+            keep = [
+                i
+                for i, label in enumerate(data.labels)
+                if split != "test" or set((label,) if isinstance(label, str) else label) <= known
+            ]
+            subset = data.subset(keep)
+            self._encoded[split] = (subset, trainer.encode(subset.texts))
+        subset, rows = self._encoded[split]
+        logits = trainer.logits(rows, batch_size=batch_size)
         targets = np.asarray(_targets(subset, labels, trainer.multi_label))
         if trainer.multi_label:
             predicted = [tuple(labels[j] for j in np.flatnonzero(row > 0)) for row in logits]  # sigmoid >= 0.5
@@ -264,7 +268,7 @@ class NerKit:
 
     def train_rows(self, trainer: Any, folder: Path) -> tuple[Sequence[Sequence[int]], Sequence[Any]]:
         """Token ids and tag ids in memory-mapped files in ``folder``, tokenised and aligned a chunk at a time."""
-        with RowsWriter(folder / "train-ids.bin") as ids, RowsWriter(folder / "train-tags.bin", np.int16) as tags:
+        with RowsWriter(folder / "train-ids.int32") as ids, RowsWriter(folder / "train-tags.int16", np.int16) as tags:
             for encoded, chunk_tags in self._aligned(trainer, "train", self.train.texts, self.train.entities):
                 ids.append([row for row, _, _ in encoded])
                 tags.append(chunk_tags)

@@ -322,7 +322,8 @@ def finetune(
 
     clf.load_weights(run.file("best.safetensors"))
     eval_batch = max(cfg.batch_size, 32)
-    metrics: dict[str, Any] = {"valid": kit.scores(clf, "valid", eval_batch)}
+    # A run checkpointed before the best epoch's figures were kept in state.json scores them again.
+    metrics: dict[str, Any] = {"valid": best.get("valid") or kit.scores(clf, "valid", eval_batch)}
     if kit.has_split("test"):
         metrics["test"] = kit.scores(clf, "test", eval_batch)
     export = run.file("export")
@@ -440,7 +441,7 @@ def _stage1(
 ) -> None:
     """LM fine-tuning on the target texts (masked LM for encoders, next token for AWD-LSTM): all groups
     train, discriminative rates, one slanted triangular schedule."""
-    rows = TokenRows.encode(run.file("lm-ids.bin"), texts, lm.encode)
+    rows = TokenRows.encode(run.file("lm-ids.int32"), texts, lm.encode)
     n_groups = len(lm.groups)
     rates = discriminative_rates(cfg.lm_lr, n_groups, cfg.factor)
     steps = -(-len(rows) // cfg.batch_size)
@@ -538,7 +539,8 @@ def _stage2(
         clf.save_weights(run.file("last.safetensors"))
         if best is None or key > (best["score"], -best["loss"]):
             _link(run.file("last.safetensors"), run.file("best.safetensors"))
-            run.state["best"] = {"epoch": epoch + 1, "score": scores["score"], "loss": scores["loss"]}
+            # The best epoch's valid figures are kept: the report needs no second pass over the valid rows.
+            run.state["best"] = {"epoch": epoch + 1, "score": scores["score"], "loss": scores["loss"], "valid": scores}
         clf.save_optimizer(run.file("optimizer.safetensors"))
         run.state["history"].append(entry)
         run.state["stage2_done"] = epoch + 1
