@@ -289,9 +289,7 @@ def finetune(
         digests["valid"] = file_digest(valid)
     if unlabeled is not None:
         digests["unlabeled"] = file_digest(unlabeled)
-    identity: list[Any] = [cfg.model_dump(), digests, info.name, info.version, text_column, label_column]
-    if task != "classify":  # classify runs keep the fingerprint they had before other tasks existed
-        identity.append(task)
+    identity = [task, cfg.model_dump(), digests, info.name, info.version, text_column, label_column]
     fingerprint = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
     run = _open_run(Path(settings.home) / "finetune" / name, fingerprint, resume)
     make = _trainers(run, cfg, base, info, kit, [*kit.train_texts, *extra_texts] if awd else ())
