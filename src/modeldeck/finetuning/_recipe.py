@@ -318,7 +318,8 @@ def finetune(
             data_notes=kit.data_notes(),
         )
 
-    clf.load_weights(run.file("best.safetensors"))
+    if best["epoch"] != run.state["stage2_done"]:  # the model in memory is the last epoch's
+        clf.load_weights(run.file("best.safetensors"))
     eval_batch = max(cfg.batch_size, 32)
     # A run checkpointed before the best epoch's figures were kept in state.json scores them again.
     metrics: dict[str, Any] = {"valid": best.get("valid") or kit.scores(clf, "valid", eval_batch)}
