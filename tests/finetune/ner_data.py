@@ -28,7 +28,20 @@ ORGS = [
     "Soylent Foods",
     "Tyrell Group",
 ]
-CITIES = ["Berlin", "Lisbon", "Krakow", "Osaka", "Nairobi", "Toronto", "Lyon", "Porto", "Dublin", "Seoul", "Quito", "Oslo"]
+CITIES = [
+    "Berlin",
+    "Lisbon",
+    "Krakow",
+    "Osaka",
+    "Nairobi",
+    "Toronto",
+    "Lyon",
+    "Porto",
+    "Dublin",
+    "Seoul",
+    "Quito",
+    "Oslo",
+]
 TEMPLATES = [
     "{PER} joined {ORG} last spring.",
     "{PER} moved to {CITY} in 2019.",

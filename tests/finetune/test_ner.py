@@ -151,9 +151,7 @@ MINILM_RECIPE: dict[str, Any] = {"epochs": 3, "batch_size": 8, "max_length": 32,
 
 
 @pytest.fixture(scope="module")
-def tuned_ner(
-    ner_splits: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> tuple[FinetuneReport, Settings]:
+def tuned_ner(ner_splits: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[FinetuneReport, Settings]:
     settings = Settings(home=tmp_path_factory.mktemp("home"))
     report = finetune(
         "ner",
@@ -237,7 +235,12 @@ def test_cli_finetune_ner_reports_bad_rows_and_eval_renders_tables(
     monkeypatch.setenv("COLUMNS", "160")  # rich tables as wide as a terminal would show them
     train = write_jsonl(
         tmp_path / "train.jsonl",
-        [*rows(24, 0), "{oops", {"text": "Oslo", "entities": [[0, 40, "CITY"]]}, {"text": "Anna Novak", "entities": []}],
+        [
+            *rows(24, 0),
+            "{oops",
+            {"text": "Oslo", "entities": [[0, 40, "CITY"]]},
+            {"text": "Anna Novak", "entities": []},
+        ],
     )
     argv = ["finetune", "ner", "--data", str(train), "--base", str(tiny_bert), "--name", "tiny-ner"]
     argv += ["--epochs", "2", "--max-length", "32", "--valid-split", "0.2", "--quiet"]
