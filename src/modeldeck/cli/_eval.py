@@ -14,24 +14,29 @@ _VISION = ("detect", "segment")
 _FACES = ("face-verify",)
 _CLASSIFY = ("classify-image",)
 _TEXT = ("classify",)
+_NER = ("ner",)
 
 
 def add_parser(commands: Any) -> None:
     ev = commands.add_parser(
         "eval",
         help="evaluate a model: COCO mAP (detect, segment), verification ROC (face-verify), accuracy (classify-image), "
-        "accuracy and F1 (classify)",
+        "accuracy and F1 (classify), entity-level F1 (ner)",
         description="Evaluate a task's model on labelled data and print (or --json) its metrics.",
     )
-    ev.add_argument("task", choices=[*_VISION, *_FACES, *_CLASSIFY, *_TEXT], help="which task to evaluate")
+    ev.add_argument("task", choices=[*_VISION, *_FACES, *_CLASSIFY, *_TEXT, *_NER], help="which task to evaluate")
     ev.add_argument("--model", help="model name, name@version or path (default: the task's default)")
     ev.add_argument("--coco", help="COCO annotations JSON (detect, segment)")
     ev.add_argument("--images", help="folder holding the annotated images (detect, segment)")
     ev.add_argument("--pairs", help="CSV of image pairs: path_a,path_b,same (face-verify)")
     ev.add_argument("--folder", help="folder with one subfolder of images per class (classify-image)")
-    ev.add_argument("--data", help="labelled rows: .csv, .jsonl or .parquet (classify)")
-    ev.add_argument("--text-column", help="classify: column holding the text (default: text, sentence, ...)")
-    ev.add_argument("--label-column", help="classify: column holding the label (default: label, class, ...)")
+    ev.add_argument(
+        "--data", help='labelled rows: .csv, .jsonl or .parquet (classify); .jsonl of {"text", "entities"} (ner)'
+    )
+    ev.add_argument("--text-column", help="classify, ner: column holding the text (default: text, sentence, ...)")
+    ev.add_argument(
+        "--label-column", help="classify: column holding the label (default: label, class, ...); ner: entities"
+    )
     ev.add_argument(
         "--plot", help="save the ROC curve (face-verify) or the confusion matrix (classify, classify-image) as this PNG"
     )
@@ -80,6 +85,13 @@ def run_eval(args: argparse.Namespace) -> int:
         report = evaluate_classify(
             task, args.data, text_column=args.text_column, label_column=args.label_column, plot=args.plot
         )
+    elif args.task in _NER:
+        if not args.data:
+            raise InputError("eval ner needs --data", hint='--data holdout.jsonl ({"text", "entities"} per line)')
+        from ..evaluation.ner import evaluate_ner
+
+        task = load(args.task, model=args.model, **options) if args.model else load(args.task, **options)
+        report = evaluate_ner(task, args.data, text_column=args.text_column, entities_column=args.label_column)
     else:
         if not args.pairs:
             raise InputError("eval face-verify needs --pairs", hint="--pairs pairs.csv (path_a,path_b,same)")

@@ -1,4 +1,4 @@
-"""``modeldeck finetune``: fine-tune a classifier the ULMFiT way and import it into the store."""
+"""``modeldeck finetune``: fine-tune a classifier or an NER tagger the ULMFiT way and import it into the store."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ _CONFIG_FLAGS = (
     "max_length",
     "patience",
     "valid_split",
+    "max_steps",
     "seed",
     "device",
 )
@@ -33,13 +34,19 @@ _CONFIG_FLAGS = (
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ft = commands.add_parser(
         "finetune",
-        help="fine-tune a text classifier (ULMFiT recipe) into a new store version",
-        description="Read labelled rows (CSV, JSON Lines, Parquet), optionally fine-tune the encoder as a "
-        "masked LM on the texts (--lm-epochs), train a classifier with gradual unfreezing, discriminative "
-        "rates and slanted triangular schedules, keep the best epoch, and import it as NAME@N.",
+        help="fine-tune a text classifier or NER tagger (ULMFiT recipe) into a new store version",
+        description="Read labelled rows (classify: CSV, JSON Lines, Parquet; ner: JSON Lines of char spans), "
+        "optionally fine-tune the encoder as a masked LM on the texts (--lm-epochs), train a classifier of "
+        "texts or tokens with gradual unfreezing, discriminative rates and slanted triangular schedules, keep "
+        "the best epoch, and import it as NAME@N.",
     )
-    ft.add_argument("task", choices=["classify"], help="what to fine-tune for")
-    ft.add_argument("--data", required=True, help="labelled training rows: .csv, .jsonl or .parquet")
+    ft.add_argument("task", choices=["classify", "ner"], help="what to fine-tune for")
+    ft.add_argument(
+        "--data",
+        required=True,
+        help='labelled training rows: .csv, .jsonl or .parquet (ner: .jsonl of {"text", "entities": [[start, end, '
+        "label]]})",
+    )
     ft.add_argument("--name", required=True, help="store name; each run adds the next version (NAME@1, NAME@2, ...)")
     ft.add_argument("--base", default="all-MiniLM-L6-v2", help="encoder to start from (default all-MiniLM-L6-v2)")
     ft.add_argument("--valid", help="validation rows (default: a stratified --valid-split of --data)")
@@ -47,7 +54,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ft.add_argument("--test", help="test rows, scored once with the best epoch")
     ft.add_argument("--unlabeled", help="more target-domain texts for stage 1 (a file with a text column)")
     ft.add_argument("--text-column", help="column holding the text (default: text, sentence, body, ...)")
-    ft.add_argument("--label-column", help="column holding the label (default: label, class, category, ...)")
+    ft.add_argument(
+        "--label-column", help="column holding the label (default: label, class, category, ...; ner: entities)"
+    )
     ft.add_argument("--recipe", choices=["ulmfit", "plain"], help="ulmfit (default) or plain one-stage fine-tuning")
     ft.add_argument("--epochs", type=int, help="stage 2 epochs at most (default 8)")
     ft.add_argument("--lm-epochs", type=int, help="stage 1 masked-LM epochs (default 0: skip)")
@@ -58,6 +67,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ft.add_argument("--batch-size", type=int, help="examples per step (default 16)")
     ft.add_argument("--max-length", type=int, help="tokens per text, longer ones are cut (default 128)")
     ft.add_argument("--patience", type=int, help="early stopping: epochs without a better valid score (default 3)")
+    ft.add_argument("--max-steps", type=int, help="stop stage 2 after this many optimizer steps in all")
     ft.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
     ft.add_argument("--device", help="torch device (default cpu)")
     ft.add_argument("--resume", action="store_true", help="continue the last run of NAME from its checkpoint")
@@ -105,7 +115,9 @@ def _render(report: FinetuneReport) -> None:
 
     console = Console()
     history = Table(title="fine-tuning history")
-    for column in ("stage", "epoch", "groups", "train loss", "valid loss", "valid acc", "valid F1", "s"):
+    ner = any("valid_f1" in h for h in report.history)
+    score_columns = ("valid P", "valid R", "valid F1") if ner else ("valid acc", "valid F1")
+    for column in ("stage", "epoch", "groups", "train loss", "valid loss", *score_columns, "s"):
         history.add_column(column, justify="right")
     for h in report.history:
         best = h.get("stage") == 2 and h.get("epoch") == report.best_epoch
@@ -115,8 +127,12 @@ def _render(report: FinetuneReport) -> None:
             str(h.get("trainable_groups", "all")),
             f"{h['train_loss']:.4f}",
             f"{h['valid_loss']:.4f}" if "valid_loss" in h else "",
-            f"{h['valid_accuracy']:.3f}" if "valid_accuracy" in h else "",
-            f"{h['valid_macro_f1']:.3f}" if "valid_macro_f1" in h else "",
+            *(
+                f"{h[key]:.3f}" if key in h else ""
+                for key in (
+                    ("valid_precision", "valid_recall", "valid_f1") if ner else ("valid_accuracy", "valid_macro_f1")
+                )
+            ),
             f"{h['seconds']:.1f}",
         )
     console.print(history)
@@ -124,11 +140,22 @@ def _render(report: FinetuneReport) -> None:
     summary.add_row("labels", ", ".join(report.labels))
     summary.add_row("best epoch", str(report.best_epoch))
     for split, metrics in report.metrics.items():
-        summary.add_row(f"{split} accuracy", f"{metrics['accuracy']:.4f}")
+        if "accuracy" in metrics:
+            summary.add_row(f"{split} accuracy", f"{metrics['accuracy']:.4f}")
+        else:  # ner: entity-level, exact span and label
+            summary.add_row(f"{split} entity micro F1", f"{metrics['micro_f1']:.4f}")
         summary.add_row(f"{split} macro F1", f"{metrics['macro_f1']:.4f}")
+    reasons = report.data_notes.get("bad_row_reasons", {})
     for split, count in report.bad_rows.items():
         if count:
-            summary.add_row(f"bad rows in {split} (left out)", str(count))
+            why = ", ".join(f"{n} {r}" for r, n in sorted(reasons.get(split, {}).items()))
+            summary.add_row(f"bad rows in {split} (left out)", f"{count} ({why})" if why else str(count))
+    for split, spans in report.data_notes.get("spans", {}).items():
+        if spans.get("unaligned") or spans.get("truncated"):
+            summary.add_row(
+                f"{split} spans off token boundaries / cut by --max-length",
+                f"{spans['unaligned']} / {spans['truncated']} of {spans['spans']}",
+            )
     if report.plot is not None:
         summary.add_row("curves", str(report.plot))
     console.print(summary)

@@ -22,13 +22,16 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..config import Settings
-from ..errors import InputError, JobError, UnknownModelError, UnknownNameError
-from ._data import LabelledData, check_trainable, file_digest, read_labelled, stratified_split
+from ..errors import ConfigError, JobError, UnknownModelError, UnknownNameError
+from ._cache import TokenRows
+from ._data import file_digest
+from ._kits import ClassifyKit, Kit, NerKit
 from ._schedule import discriminative_rates, linear_decay, slanted_triangular, trainable_groups
 
 __all__ = ["FinetuneConfig", "FinetuneReport", "finetune"]
 
-_TASKS = ("classify",)
+_TASKS = ("classify", "ner")
+_KITS: dict[str, type[ClassifyKit] | type[NerKit]] = {"classify": ClassifyKit, "ner": NerKit}
 _BASE_RUNTIMES = ("transformers", "sentence-transformers")
 #: The events ``on_epoch`` receives; a test uses it to stop a run the way a kill would.
 EpochEvent = Mapping[str, Any]
@@ -52,6 +55,9 @@ class FinetuneConfig(BaseModel):
     max_length: int = Field(default=128, ge=8)
     patience: int = Field(default=3, ge=1, description="stop after this many epochs without a better valid score")
     valid_split: float = Field(default=0.1, gt=0, lt=1)
+    max_steps: int | None = Field(
+        default=None, ge=1, description="stage 2 stops after this many optimizer steps in all (short runs, benchmarks)"
+    )
     seed: int = 0
     device: str = "cpu"
 
@@ -84,6 +90,8 @@ class FinetuneReport:
     bad_rows: Mapping[str, int] = field(default_factory=dict)
     interrupted: bool = False
     plot: Path | None = None
+    #: What the data looked like beyond counts: for NER, bad rows by reason and spans not aligned to tokens.
+    data_notes: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +104,7 @@ class FinetuneReport:
             "bad_rows": dict(self.bad_rows),
             "interrupted": self.interrupted,
             "plot": None if self.plot is None else str(self.plot),
+            "data_notes": dict(self.data_notes),
         }
 
 
@@ -107,12 +116,6 @@ def _config(config: FinetuneConfig | Mapping[str, Any] | None, overrides: Mappin
         from ..tasks.base import option_error
 
         raise option_error("finetune", FinetuneConfig, exc) from None  # type: ignore[arg-type]
-
-
-def _softmax_loss(logits: np.ndarray, targets: np.ndarray) -> float:
-    z = logits - logits.max(axis=1, keepdims=True)
-    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return float(-log_probs[np.arange(len(targets)), targets].mean())
 
 
 def _batches(n: int, size: int, seed: int) -> list[np.ndarray]:
@@ -262,89 +265,102 @@ def finetune(
 
     check_name(name, "a model name")
     store = ModelStore(settings)
-    train_all = read_labelled(data, text_column, label_column)
-    check_trainable(train_all, data)
-    if valid is not None:
-        train, valid_data = train_all, read_labelled(valid, text_column, label_column)
-    else:
-        train, valid_data = stratified_split(train_all, cfg.valid_split, cfg.seed)
-    labels = tuple(sorted(train.counts()))
-    multi = train.multi_label
-    unseen = sorted(set(valid_data.counts()) - set(labels))
-    if unseen:
-        raise InputError(
-            f"the validation data has labels the training data lacks: {', '.join(map(repr, unseen))}",
-            hint="give every label training examples, or drop those validation rows",
-        )
-    test_data = read_labelled(test, text_column, label_column) if test is not None else None
+    kit: Kit = _KITS[task](
+        data,
+        valid,
+        test,
+        text_column=text_column,
+        label_column=label_column,
+        valid_split=cfg.valid_split,
+        seed=cfg.seed,
+    )
     extra_texts = _read_unlabeled(unlabeled, text_column) if unlabeled is not None else ()
     from ..runtimes.awd_lstm import is_awd_lstm_base
 
     awd = is_awd_lstm_base(base)
+    if awd and task != "classify":
+        raise ConfigError(
+            f"fine-tuning {task} needs a BERT-family base with a fast tokenizer; AWD-LSTM is a classify base",
+            hint="use --base all-MiniLM-L6-v2 or a Hugging Face BERT-family folder",
+        )
     info = _awd_info(base) if awd else _resolve_base(store, base)
     digests = {"data": file_digest(data)}
     if valid is not None:
         digests["valid"] = file_digest(valid)
     if unlabeled is not None:
         digests["unlabeled"] = file_digest(unlabeled)
-    fingerprint = hashlib.sha256(
-        json.dumps([cfg.model_dump(), digests, info.name, info.version, text_column, label_column]).encode()
-    ).hexdigest()
+    identity = [task, cfg.model_dump(), digests, info.name, info.version, text_column, label_column]
+    fingerprint = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
     run = _open_run(Path(settings.home) / "finetune" / name, fingerprint, resume)
-    make = _trainers(run, cfg, base, info, labels, multi, [*train.texts, *extra_texts] if awd else ())
+    make = _trainers(run, cfg, base, info, kit, [*kit.train_texts, *extra_texts] if awd else ())
 
     interrupted = False
     with _Progress(progress) as bar:
         try:
             if _stage1_pending(run, cfg):
-                _stage1(run, cfg, make("lm"), [*train.texts, *extra_texts], bar, on_epoch)
-            clf = make("classify")
-            _stage2(run, cfg, clf, train, valid_data, labels, bar, on_epoch)
+                _stage1(run, cfg, make("lm"), [*kit.train_texts, *extra_texts], bar, on_epoch)
+            clf = make(kit.head)
+            _stage2(run, cfg, clf, kit, bar, on_epoch)
         except KeyboardInterrupt:
             interrupted = True
     best = run.state["best"]
-    bad = {"data": train_all.bad_rows, "valid": valid_data.bad_rows if valid is not None else 0}
+    bad = dict(kit.bad_rows)
     if interrupted or best is None:
-        return FinetuneReport(None, {}, run.state["history"], None, labels, run.folder, bad, interrupted=True)
+        return FinetuneReport(
+            None,
+            {},
+            run.state["history"],
+            None,
+            kit.labels,
+            run.folder,
+            bad,
+            interrupted=True,
+            data_notes=kit.data_notes(),
+        )
 
-    clf.load_weights(run.file("best.safetensors"))
-    metrics: dict[str, Any] = {"valid": _scores(clf, valid_data, labels, cfg)}
-    if test_data is not None:
-        metrics["test"] = _scores(clf, test_data, labels, cfg, skip_unknown=True)
+    if best["epoch"] != run.state["stage2_done"]:  # the model in memory is the last epoch's
+        clf.load_weights(run.file("best.safetensors"))
+    eval_batch = max(cfg.batch_size, 32)
+    # A run checkpointed before the best epoch's figures were kept in state.json scores them again.
+    metrics: dict[str, Any] = {"valid": best.get("valid") or kit.scores(clf, "valid", eval_batch)}
+    if kit.has_split("test"):
+        metrics["test"] = kit.scores(clf, "test", eval_batch)
     export = run.file("export")
     if export.exists():
         shutil.rmtree(export)
     clf.export(export)
     plot = _curve_plot(run.state["history"], export / "curves.png")
+    notes = kit.data_notes()
     card = {
-        "description": f"{base} fine-tuned for classify on {Path(data).name} ({cfg.recipe})",
+        "description": f"{base} fine-tuned for {task} on {Path(data).name} ({cfg.recipe})",
         "base": {"name": info.name, "version": info.version},
         "data": {
             **{k: f"sha256:{v}" for k, v in digests.items()},
-            "train_rows": len(train),
-            "valid_rows": len(valid_data),
+            **kit.sizes(),
             "bad_rows": bad,
+            **notes,
         },
         "recipe": cfg.model_dump(),
-        "labels": list(labels),
-        "multi_label": multi,
+        "labels": list(kit.labels),
+        "multi_label": kit.multi_label,
         "metrics": metrics,
         "best_epoch": best["epoch"],
         "history": run.state["history"],
         "plots": {"curves": "curves.png"} if plot is not None else {},
     }
     imported = store.import_model(
-        export, name, version=_next_version(store, name), tasks=("classify",), runtime=clf.name, card=card
+        export, name, version=_next_version(store, name), tasks=(task,), runtime=clf.name, card=card
     )
     return FinetuneReport(
         f"{imported.name}@{imported.version}",
         metrics,
         run.state["history"],
         best["epoch"],
-        labels,
+        kit.labels,
         run.folder,
         bad,
         plot=plot,
+        data_notes=notes,
     )
 
 
@@ -362,11 +378,10 @@ def _trainers(
     cfg: FinetuneConfig,
     base: str,
     info: Any,
-    labels: Sequence[str],
-    multi: bool,
+    kit: Kit,
     vocab_texts: Sequence[str],
 ) -> Callable[[str], Any]:
-    """``make(head)`` for ``"lm"`` (stage 1) and ``"classify"`` (stage 2) of the base's family.
+    """``make(head)`` for ``"lm"`` (stage 1) and the kit's head (stage 2) of the base's family.
 
     An AWD-LSTM's vocabulary is built once from the target texts and kept in the run folder, so
     both stages, and a resumed run, number words alike.
@@ -381,7 +396,7 @@ def _trainers(
         vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
 
         def make_awd(head: str) -> Any:
-            extra = {"labels": labels, "multi_label": multi} if head == "classify" else {}
+            extra = {"labels": kit.classes, "multi_label": kit.multi_label} if head == "classify" else {}
             return AwdLstmTrainer.load(base, head=head, vocab=vocab, **extra, **common)
 
         return make_awd
@@ -390,7 +405,7 @@ def _trainers(
     def make_encoder(head: str) -> Any:
         if head == "lm":
             return EncoderTrainer.load(info.path, head="mlm", **common)
-        return EncoderTrainer.load(info.path, head="classify", labels=labels, multi_label=multi, **common)
+        return EncoderTrainer.load(info.path, head=head, labels=kit.classes, multi_label=kit.multi_label, **common)
 
     return make_encoder
 
@@ -415,57 +430,6 @@ def _read_unlabeled(path: str | Path, text_column: str | None) -> tuple[str, ...
     )
 
 
-def _label_sets(data: LabelledData) -> list[tuple[str, ...]]:
-    return [(label,) if isinstance(label, str) else label for label in data.labels]
-
-
-def _targets(data: LabelledData, labels: Sequence[str], multi: bool) -> list[Any]:
-    """Class indices, or for a multi-label classifier one multi-hot row per example."""
-    index = {label: i for i, label in enumerate(labels)}
-    if not multi:
-        return [index[label] for label in data.labels]  # type: ignore[index]
-    rows = []
-    for names in _label_sets(data):
-        row = [0.0] * len(labels)
-        for name in names:
-            row[index[name]] = 1.0
-        rows.append(row)
-    return rows
-
-
-def _scores(
-    clf: Any, data: LabelledData, labels: Sequence[str], cfg: FinetuneConfig, *, skip_unknown: bool = False
-) -> dict[str, Any]:
-    """Valid or test figures with the model as it is; ``score`` is what picks the best epoch."""
-    from ..evaluation.classify import classification_metrics, multilabel_metrics
-
-    known = set(labels)
-    keep = [
-        i
-        for i, label in enumerate(data.labels)
-        if not skip_unknown or set((label,) if isinstance(label, str) else label) <= known
-    ]
-    subset = data.subset(keep)
-    logits = clf.logits(clf.encode(subset.texts), batch_size=max(cfg.batch_size, 32))
-    targets = np.asarray(_targets(subset, labels, clf.multi_label))
-    if clf.multi_label:
-        predicted = [tuple(labels[j] for j in np.flatnonzero(row > 0)) for row in logits]  # sigmoid >= 0.5
-        metrics = multilabel_metrics(_label_sets(subset), predicted, labels)
-        metrics["loss"] = _bce_loss(logits, targets)
-        metrics["score"] = metrics["micro_f1"]
-    else:
-        metrics = classification_metrics(subset.labels, [labels[p] for p in logits.argmax(1)], labels)  # type: ignore[arg-type]
-        metrics["loss"] = _softmax_loss(logits, targets)
-        metrics["score"] = metrics["accuracy"]
-    return metrics
-
-
-def _bce_loss(logits: np.ndarray, targets: np.ndarray) -> float:
-    # log(1 + exp(-|x|)) + max(x, 0) - x * y: the numerically stable binary cross-entropy with logits.
-    x = logits.astype(np.float64)
-    return float((np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0) - x * targets).mean())
-
-
 def _stage1(
     run: _Run,
     cfg: FinetuneConfig,
@@ -476,7 +440,7 @@ def _stage1(
 ) -> None:
     """LM fine-tuning on the target texts (masked LM for encoders, next token for AWD-LSTM): all groups
     train, discriminative rates, one slanted triangular schedule."""
-    rows = lm.encode(texts)
+    rows = TokenRows.encode(run.file("lm-ids.int32"), texts, lm.encode)
     n_groups = len(lm.groups)
     rates = discriminative_rates(cfg.lm_lr, n_groups, cfg.factor)
     steps = -(-len(rows) // cfg.batch_size)
@@ -516,20 +480,18 @@ def _stage2(
     run: _Run,
     cfg: FinetuneConfig,
     clf: Any,
-    train: LabelledData,
-    valid: LabelledData,
-    labels: Sequence[str],
+    kit: Kit,
     bar: _Progress,
     on_epoch: Callable[[EpochEvent], None] | None,
 ) -> None:
-    """The classifier: gradual unfreezing, discriminative rates and STLR (ulmfit), or all layers at one rate (plain)."""
-    rows = clf.encode(train.texts)
-    targets = _targets(train, labels, clf.multi_label)
+    """The classifier (of texts or tokens): gradual unfreezing, discriminative rates and STLR (ulmfit), or
+    all layers at one rate (plain)."""
+    rows, targets = kit.train_rows(clf, run.folder)
     n_groups = len(clf.groups)
     ulmfit = cfg.recipe == "ulmfit"
     rates = discriminative_rates(cfg.peak_lr, n_groups, cfg.factor) if ulmfit else [cfg.peak_lr] * n_groups
     steps = -(-len(rows) // cfg.batch_size)
-    total = steps * cfg.epochs
+    total = steps * cfg.epochs if cfg.max_steps is None else min(steps * cfg.epochs, cfg.max_steps)
     done = run.state["stage2_done"]
     if done:
         clf.load_weights(run.file("last.safetensors"))
@@ -540,6 +502,8 @@ def _stage2(
         best = run.state["best"]
         if best is not None and epoch - best["epoch"] >= cfg.patience:
             break  # early stopping: the best epoch is already kept
+        if epoch * steps >= total:
+            break  # max_steps reached
         started = time.perf_counter()
         top = trainable_groups(epoch, n_groups, per_epoch=cfg.unfreeze_per_epoch) if ulmfit else n_groups
         clf.set_trainable(top)
@@ -549,6 +513,8 @@ def _stage2(
         losses = []
         for i, batch in enumerate(_batches(len(rows), cfg.batch_size, seed)):
             step = epoch * steps + i
+            if step >= total:
+                break  # max_steps: the epoch ends early, then is scored and checkpointed as usual
             mult = (
                 slanted_triangular(step, total, cut_frac=cfg.cut_frac, ratio=cfg.ratio)
                 if ulmfit
@@ -557,23 +523,23 @@ def _stage2(
             clf.set_rates([r * mult for r in rates])
             losses.append(clf.train_step([rows[j] for j in batch], [targets[j] for j in batch]))
             bar.step(handle, losses[-1])
-        scores = _scores(clf, valid, labels, cfg)
+        scores = kit.scores(clf, "valid", max(cfg.batch_size, 32))
         entry = {
             "stage": 2,
             "epoch": epoch + 1,
             "trainable_groups": top,
             "train_loss": float(np.mean(losses)),
             "valid_loss": scores["loss"],
-            "valid_accuracy": scores["accuracy"],
-            "valid_macro_f1": scores["macro_f1"],
+            **kit.history_fields(scores),
             "seconds": round(time.perf_counter() - started, 3),
         }
-        bar.note(handle, f"stage 2 epoch {epoch + 1}: valid accuracy {scores['accuracy']:.3f}")
+        bar.note(handle, f"stage 2 epoch {epoch + 1}: valid score {scores['score']:.3f}")
         key = (scores["score"], -scores["loss"])
         clf.save_weights(run.file("last.safetensors"))
         if best is None or key > (best["score"], -best["loss"]):
             _link(run.file("last.safetensors"), run.file("best.safetensors"))
-            run.state["best"] = {"epoch": epoch + 1, "score": scores["score"], "loss": scores["loss"]}
+            # The best epoch's valid figures are kept: the report needs no second pass over the valid rows.
+            run.state["best"] = {"epoch": epoch + 1, "score": scores["score"], "loss": scores["loss"], "valid": scores}
         clf.save_optimizer(run.file("optimizer.safetensors"))
         run.state["history"].append(entry)
         run.state["stage2_done"] = epoch + 1
@@ -607,8 +573,13 @@ def _curve_plot(history: Sequence[Mapping[str, Any]], path: Path) -> Path | None
     left.plot(epochs, [h["valid_loss"] for h in rows], marker="o", label="valid loss")
     left.set_xlabel("epoch")
     left.legend()
-    right.plot(epochs, [h["valid_accuracy"] for h in rows], marker="o", label="valid accuracy")
-    right.plot(epochs, [h["valid_macro_f1"] for h in rows], marker="o", label="valid macro F1")
+    for key, label in (
+        ("valid_accuracy", "valid accuracy"),
+        ("valid_f1", "valid micro F1 (entities)"),
+        ("valid_macro_f1", "valid macro F1"),
+    ):
+        if key in rows[0]:
+            right.plot(epochs, [h[key] for h in rows], marker="o", label=label)
     right.set_xlabel("epoch")
     right.set_ylim(0, 1.02)
     right.legend()

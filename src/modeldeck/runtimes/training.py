@@ -165,17 +165,20 @@ class GroupedTrainer:
 
 
 class EncoderTrainer(GroupedTrainer):
-    """One model under training: ``head="classify"`` (sequence classification) or ``"mlm"`` (masked LM).
+    """One model under training: ``head="classify"`` (sequence classification), ``"token"`` (token
+    classification, for NER) or ``"mlm"`` (masked LM).
 
-    The classifier is a Hugging Face ``*ForSequenceClassification`` with ``id2label``, so the
-    folder ``export`` writes is what the ``classify`` task's transformers backend loads unchanged.
+    The classifiers are Hugging Face ``*ForSequenceClassification`` / ``*ForTokenClassification``
+    models with ``id2label``, so the folder ``export`` writes is what the ``classify`` / ``ner``
+    task's transformers backend loads unchanged.
     """
 
     name = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any, *, device: str, max_length: int) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, device: str, max_length: int, head: str = "classify") -> None:
         super().__init__(model, layer_groups(model), device=device, max_length=max_length)
         self.tokenizer = tokenizer
+        self.head = head
         self._mlm_collator: Any = None
 
     @classmethod
@@ -211,14 +214,26 @@ class EncoderTrainer(GroupedTrainer):
                 model = transformers.AutoModelForSequenceClassification.from_pretrained(
                     path, config=config, local_files_only=True
                 )
+            elif head == "token":  # labels are the BIO tags, "O" first
+                config.num_labels = len(labels)
+                config.id2label = dict(enumerate(labels))
+                config.label2id = {label: i for i, label in enumerate(labels)}
+                model = transformers.AutoModelForTokenClassification.from_pretrained(
+                    path, config=config, local_files_only=True
+                )
             elif head == "mlm":
                 model = transformers.AutoModelForMaskedLM.from_pretrained(path, config=config, local_files_only=True)
             else:
-                raise ValueError(f"head must be 'classify' or 'mlm', got {head!r}")
+                raise ValueError(f"head must be 'classify', 'token' or 'mlm', got {head!r}")
         finally:
             logging.set_verbosity(verbosity)
+        if head == "token" and not getattr(tokenizer, "is_fast", False):
+            raise ConfigError(
+                f"{type(tokenizer).__name__} of {str(path)!r} is not a fast tokenizer; NER needs its char offsets",
+                hint="use a base with a tokenizer.json (every BERT-family model on the Hub has one)",
+            )
         model.to(torch_device)
-        trainer = cls(model, tokenizer, device=str(torch_device), max_length=max_length)
+        trainer = cls(model, tokenizer, device=str(torch_device), max_length=max_length, head=head)
         if head == "mlm":
             trainer._mlm_collator = transformers.DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
         return trainer
@@ -230,16 +245,38 @@ class EncoderTrainer(GroupedTrainer):
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, verbose=False)
         return [list(ids) for ids in enc["input_ids"]]
 
+    def encode_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
+        """``(ids, char offsets, word ids)`` per text, special tokens included (offsets ``(0, 0)``, word -1)."""
+        enc = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, return_offsets_mapping=True, verbose=False
+        )
+        return [
+            (
+                list(ids),
+                np.asarray(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2),
+                np.asarray([-1 if w is None else w for w in enc.word_ids(i)], dtype=np.int64),
+            )
+            for i, ids in enumerate(enc["input_ids"])
+        ]
+
     def _batch(self, rows: Sequence[Sequence[int]]) -> dict[str, Any]:
+        """Rows padded to the longest in the batch (dynamic padding), as torch tensors on the device.
+
+        The rows may be lists or read-only numpy views of the on-disk token cache; padding happens in
+        numpy, then one ``from_numpy`` per tensor (no per-row tensor).
+        """
         torch = _torch()
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        ids = np.full((len(rows), width), pad, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
         for j, row in enumerate(rows):
-            ids[j, : len(row)] = torch.tensor(row, dtype=torch.long)
+            ids[j, : len(row)] = row
             mask[j, : len(row)] = 1
-        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        return {
+            "input_ids": torch.from_numpy(ids).to(self.device),
+            "attention_mask": torch.from_numpy(mask).to(self.device),
+        }
 
     @property
     def multi_label(self) -> bool:
@@ -248,13 +285,20 @@ class EncoderTrainer(GroupedTrainer):
     def train_step(self, rows: Sequence[Sequence[int]], labels: Sequence[Any] | None = None) -> float:
         """One optimizer step on a mini-batch; the loss before the step.
 
-        ``labels``: class indices, or multi-hot rows for a multi-label classifier (binary cross-entropy).
+        ``labels``: class indices, multi-hot rows for a multi-label classifier (binary cross-entropy),
+        or for a token classifier one tag id per token (``-100``: no loss, as for special tokens).
         """
         torch = _torch()
         self.model.train()
         if self._mlm_collator is not None:
-            batch = self._mlm_collator([{"input_ids": list(r)} for r in rows])
+            batch = self._mlm_collator([{"input_ids": np.asarray(r).tolist()} for r in rows])
             kwargs = {k: v.to(self.device) for k, v in batch.items()}
+        elif self.head == "token":
+            kwargs = self._batch(rows)
+            tags = np.full(tuple(kwargs["input_ids"].shape), -100, dtype=np.int64)
+            for j, row in enumerate(labels or ()):
+                tags[j, : len(row)] = row
+            kwargs["labels"] = torch.from_numpy(tags).to(self.device)
         else:
             kwargs = self._batch(rows)
             dtype = torch.float32 if self.multi_label else torch.long
@@ -277,6 +321,20 @@ class EncoderTrainer(GroupedTrainer):
                 group = order[start : start + batch_size]
                 logits = self.model(**self._batch([rows[i] for i in group])).logits
                 out[group] = logits.float().cpu().numpy()
+        return out
+
+    def token_logits(self, rows: Sequence[Sequence[int]], *, batch_size: int = 64) -> list[np.ndarray]:
+        """A token classifier's logits: one ``(len(row), tags)`` float32 array per row, in eval mode."""
+        torch = _torch()
+        self.model.eval()
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        out: list[np.ndarray] = [np.empty((0, 0), np.float32)] * len(rows)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                group = order[start : start + batch_size]
+                logits = self.model(**self._batch([rows[i] for i in group])).logits.float().cpu().numpy()
+                for j, i in enumerate(group):
+                    out[i] = logits[j, : len(rows[i])]
         return out
 
     def save_encoder(self, path: Path) -> None:
