@@ -58,6 +58,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_ready(proc: subprocess.Popen[bytes], url: str, *, timeout_s: float, poll_s: float = 0.2) -> None:
+    """Wait until the server at ``url`` answers /readyz with 200; raise if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server did not become ready in {timeout_s:.0f} s")
+        time.sleep(poll_s)
+
+
 @contextmanager
 def server(
     models: str, *, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None
@@ -82,18 +98,7 @@ def server(
         proc = subprocess.Popen(cmd, env=proc_env)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 180
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {proc.returncode}")
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not become ready in 180 s")
-                time.sleep(0.2)
+            wait_ready(proc, url, timeout_s=180)
             yield url, proc.pid
         finally:
             proc.terminate()

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 import psutil
-from _common import free_port, save, sentences
+from _common import free_port, save, sentences, wait_ready
 
 HERE = Path(__file__).resolve().parent.parent / "src"
 MODELS = ("ner", "parse", "embed", "face-detect", "face-verify")
@@ -112,18 +112,7 @@ def run_deck(pythonpath: Path, env: dict[str, str], requests: int, bursts: int, 
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, env=proc_env)
         try:
-            deadline = time.monotonic() + 240
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {proc.returncode}")
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the deck was not ready in 240 s")
-                time.sleep(0.05)
+            wait_ready(proc, url, timeout_s=240, poll_s=0.05)
             ready_s = time.perf_counter() - started
             workers: dict[int, list[str]] = {}
             for model in MODELS:

@@ -12,9 +12,9 @@ best epoch), and what goes into the history, the report and the card.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from ._data import LabelledData, check_trainable, read_labelled, stratified_spli
 from ._spans import IGNORE, SpanData, align_tags, bio_tags, check_taggable, read_spans
 
 __all__ = ["ClassifyKit", "Kit", "NerKit"]
+
+_Data = TypeVar("_Data", LabelledData, SpanData)
 
 
 class Kit(Protocol):
@@ -82,6 +84,23 @@ def _targets(data: LabelledData, labels: Sequence[str], multi: bool) -> list[Any
     return rows
 
 
+def _read_splits(
+    read: Callable[[str | Path], _Data],
+    check: Callable[[_Data, str | Path], None],
+    split: Callable[[_Data, float, int], tuple[_Data, _Data]],
+    data: str | Path,
+    valid: str | Path | None,
+    valid_split: float,
+    seed: int,
+) -> tuple[_Data, _Data, _Data]:
+    """``(all training rows, train, valid)``: the valid file's rows, or a seeded ``valid_split`` held out."""
+    train_all = read(data)
+    check(train_all, data)
+    if valid is not None:
+        return train_all, train_all, read(valid)
+    return (train_all, *split(train_all, valid_split, seed))
+
+
 class ClassifyKit:
     """Text classification: one label (or a set of labels) per row."""
 
@@ -99,12 +118,12 @@ class ClassifyKit:
         valid_split: float,
         seed: int,
     ) -> None:
-        train_all = read_labelled(data, text_column, label_column)
-        check_trainable(train_all, data)
-        if valid is not None:
-            self.train, self.valid = train_all, read_labelled(valid, text_column, label_column)
-        else:
-            self.train, self.valid = stratified_split(train_all, valid_split, seed)
+        def read(path: str | Path) -> LabelledData:
+            return read_labelled(path, text_column, label_column)
+
+        train_all, self.train, self.valid = _read_splits(
+            read, check_trainable, stratified_split, data, valid, valid_split, seed
+        )
         self.labels = self.classes = tuple(sorted(self.train.counts()))
         self.multi_label = self.train.multi_label
         unseen = sorted(set(self.valid.counts()) - set(self.labels))
@@ -200,12 +219,12 @@ class NerKit:
         valid_split: float,
         seed: int,
     ) -> None:
-        train_all = read_spans(data, text_column, label_column)
-        check_taggable(train_all, data)
-        if valid is not None:
-            self.train, self.valid = train_all, read_spans(valid, text_column, label_column)
-        else:
-            self.train, self.valid = _split_spans(train_all, valid_split, seed)
+        def read(path: str | Path) -> SpanData:
+            return read_spans(path, text_column, label_column)
+
+        train_all, self.train, self.valid = _read_splits(
+            read, check_taggable, _split_spans, data, valid, valid_split, seed
+        )
         self.labels = tuple(sorted(self.train.counts()))
         self.classes = bio_tags(self.labels)
         unseen = sorted(set(self.valid.counts()) - set(self.labels))
