@@ -221,7 +221,7 @@ def export_transformers_head(source: Path, head: str, out: Path) -> OnnxExportCo
 def export_torchvision_classifier(source: Path, card: Mapping[str, Any], out: Path) -> None:
     """A torchvision classifier folder as a graph of logits over NCHW images (batch, height and width dynamic),
     with a ``modeldeck.json`` that gives the ONNX ``classify-image`` backend the same labels and preprocessing."""
-    from ..store.sidecar import SIDECAR
+    from .torchvision import SIDECAR
     from .torchvision_classify import TorchvisionClassifierRuntime
 
     torch = import_framework("torch", package="torch", extra="torch")
