@@ -293,7 +293,11 @@ def test_every_request_is_counted_once_under_the_surface_whose_router_answered(l
         ("GET", "/v1/gallery/people", None, 404),  # this server has no gallery
         ("GET", "/v1/documents", None, 404),
         ("GET", "/no/such/route", None, 404),
-    ]
+        ("GET", "/v2/health/live", None, 200),
+        ("POST", "/v2/models/echo/infer", {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+                                                       "data": ["a"]}]}, 200),
+        ("POST", "/v1/models/echo:predict", {"instances": ["a"]}, 200),
+    ]  # fmt: skip
     before, _ = _request_counts(server)
     for method, path, body, status in calls:
         assert httpx.request(method, f"{server.url}{path}", json=body).status_code == status, path
@@ -308,5 +312,8 @@ def test_every_request_is_counted_once_under_the_surface_whose_router_answered(l
         ("gallery", "", "404"): 1.0,
         ("documents", "", "404"): 1.0,
         ("other", "", "404"): 1.0,
+        ("oip", "", "200"): 1.0,
+        ("oip", "echo", "200"): 1.0,
+        ("tfserving", "echo", "200"): 1.0,
     }
     assert latency[("task", "echo")] == 2.0 and latency[("openai", "echo")] == 1.0
