@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import ModelDeckError
 
 __all__ = [
     "CONTENT_TYPE",
@@ -122,18 +125,41 @@ class BatchMetrics:
 
 
 class SurfaceRoute(APIRoute):
-    """A route of one HTTP surface (task API, OpenAI, ...): its requests are counted under ``surface``."""
+    """A route of one HTTP surface (task API, OpenAI, ...): its requests are counted under ``surface``,
+    and with ``error_response`` its errors are answered in the surface's own shape (a protocol's)
+    instead of by the app's handlers (the task API's shape)."""
 
     surface: ClassVar[str] = "other"
+    error_response: ClassVar[Callable[[ModelDeckError], Response] | None] = None
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        answer = type(self).error_response
+        if answer is None:
+            return handler
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ModelDeckError as exc:
+                return answer(exc)
+
+        return handle
 
 
-def surface_router(surface: str, **options: Any) -> APIRouter:
-    """An ``APIRouter`` whose routes count under ``surface`` in the request metrics.
+def surface_router(
+    surface: str, *, error_response: Callable[[ModelDeckError], Response] | None = None, **options: Any
+) -> APIRouter:
+    """An ``APIRouter`` whose routes count under ``surface`` in the request metrics and, with
+    ``error_response``, answer their errors in that shape.
 
     The label comes from the route that answered (Starlette keeps it in ``scope["route"]``), so a
     surface is one router and no table of paths has to follow the routes.
     """
-    route_class = type(f"{surface.title()}Route", (SurfaceRoute,), {"surface": surface})
+    attributes: dict[str, Any] = {"surface": surface}
+    if error_response is not None:
+        attributes["error_response"] = staticmethod(error_response)
+    route_class = type(f"{surface.title()}Route", (SurfaceRoute,), attributes)
     return APIRouter(route_class=route_class, **options)
 
 

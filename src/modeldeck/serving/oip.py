@@ -15,11 +15,11 @@ Errors are ``{"error": "[MDnnn] message (hint)"}`` with the protocol's statuses 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import from_json, to_json
@@ -43,7 +43,7 @@ from ..tasks.tensor_results import TensorResult
 from ._tensors import BYTES, HEADER_LENGTH, datatype_of, decode_tensor, encode_tensor, split_body
 from .deck import Deck, Deployment
 from .errors import error_headers, error_responses, status_for
-from .metrics import SurfaceRoute
+from .metrics import surface_router
 from .wire import Answer, embedding_matrix
 
 __all__ = ["oip_error", "router"]
@@ -74,24 +74,7 @@ def oip_error(exc: BaseException) -> Response:
     )
 
 
-class _OipRoute(SurfaceRoute):
-    """Answers this surface's errors in the protocol's shape instead of the task API's."""
-
-    surface = "oip"
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ModelDeckError as exc:
-                return oip_error(exc)
-
-        return handle
-
-
-router = APIRouter(route_class=_OipRoute, tags=["open inference protocol"])
+router = surface_router("oip", error_response=oip_error, tags=["open inference protocol"])
 
 # --- the protocol's objects --------------------------------------------------------------------
 

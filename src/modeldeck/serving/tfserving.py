@@ -18,7 +18,7 @@ Two extensions of the request body, neither TF Serving's: ``options`` (the task 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,6 @@ from .metrics import surface_router
 
 __all__ = ["model_version_status", "router"]
 
-router = surface_router("tfserving", tags=["tfserving"])
 
 PREDICT = "tensorflow/serving/predict"
 CLASSIFY = "tensorflow/serving/classify"
@@ -72,6 +71,9 @@ class TFServingError(JSONResponse):
     def __init__(self, exc: ModelDeckError) -> None:
         status = status_for(exc)
         super().__init__({"error": str(exc)}, status_code=400 if status == 422 else status, headers=error_headers(exc))
+
+
+router = surface_router("tfserving", error_response=TFServingError, tags=["tfserving"])
 
 
 # --- the served model as TF Serving sees it ---------------------------------------------------------
@@ -166,13 +168,6 @@ def _check_signature(deployment: Deployment, body: Mapping[str, Any], method: st
 # --- routes -----------------------------------------------------------------------------------------
 
 
-async def _guarded(call: Awaitable[Response]) -> Response:
-    try:
-        return await call
-    except ModelDeckError as exc:
-        return TFServingError(exc)
-
-
 async def _status(request: Request, name: str, version: str | None, label: str | None) -> Response:
     return TFServingResponse({"model_version_status": model_version_status(_served(request, name, version, label))})
 
@@ -225,17 +220,17 @@ _POST = (400, 404, 413, 429, 500, 503, 504)
 
 @router.get("/v1/models/{name}/versions/{version}", **_docs("TF Serving: version status", "status", *_GET))
 async def version_status(request: Request, name: str, version: str) -> Response:
-    return await _guarded(_status(request, name, version, None))
+    return await _status(request, name, version, None)
 
 
 @router.get("/v1/models/{name}/labels/{label}", **_docs("TF Serving: label status", "status", *_GET))
 async def label_status(request: Request, name: str, label: str) -> Response:
-    return await _guarded(_status(request, name, None, label))
+    return await _status(request, name, None, label)
 
 
 @router.get("/v1/models/{name}/metadata", **_docs("TF Serving: model metadata", "GetModelMetadataResponse", *_GET))
 async def metadata(request: Request, name: str) -> Response:
-    return await _guarded(_metadata(request, name, None, None))
+    return await _metadata(request, name, None, None)
 
 
 @router.get(
@@ -243,7 +238,7 @@ async def metadata(request: Request, name: str) -> Response:
     **_docs("TF Serving: metadata of a version", "GetModelMetadataResponse", *_GET),
 )
 async def version_metadata(request: Request, name: str, version: str) -> Response:
-    return await _guarded(_metadata(request, name, version, None))
+    return await _metadata(request, name, version, None)
 
 
 @router.get(
@@ -251,7 +246,7 @@ async def version_metadata(request: Request, name: str, version: str) -> Respons
     **_docs("TF Serving: metadata of a label", "GetModelMetadataResponse", *_GET),
 )
 async def label_metadata(request: Request, name: str, label: str) -> Response:
-    return await _guarded(_metadata(request, name, None, label))
+    return await _metadata(request, name, None, label)
 
 
 _VERB_OK = "predictions / outputs (predict) or results (classify, regress)"
@@ -266,7 +261,7 @@ _VERB_TEXT = "ends in :predict, :classify or :regress (TF Serving's verb)"
     **_docs(f"TF Serving: predict, classify or regress; name {_VERB_TEXT}", _VERB_OK, *_POST, body=True),
 )
 async def infer(request: Request, name: str) -> Response:
-    return await _guarded(_infer(request, name, None, None))
+    return await _infer(request, name, None, None)
 
 
 @router.post(
@@ -276,7 +271,7 @@ async def infer(request: Request, name: str) -> Response:
     ),
 )
 async def version_infer(request: Request, name: str, version: str) -> Response:
-    return await _guarded(_infer(request, name, version, None))
+    return await _infer(request, name, version, None)
 
 
 @router.post(
@@ -284,7 +279,7 @@ async def version_infer(request: Request, name: str, version: str) -> Response:
     **_docs(f"TF Serving: predict, classify or regress on a label; label {_VERB_TEXT}", _VERB_OK, *_POST, body=True),
 )
 async def label_infer(request: Request, name: str, label: str) -> Response:
-    return await _guarded(_infer(request, name, None, label))
+    return await _infer(request, name, None, label)
 
 
 # --- predict ----------------------------------------------------------------------------------------
