@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import progress_bar
 from ..errors import InputDecodeError, InputError, ModelDeckError, OptionError
 from ..images import _IMAGE_SUFFIXES  # the suffixes image inputs are recognised by
 from ..runtimes.base import import_framework
-from .coco import SkippedImage, _progress
+from .coco import SkippedImage
 
 __all__ = [
     "OTHER",
@@ -164,7 +165,7 @@ def evaluate_folder(
     counts = np.zeros(len(classes), dtype=np.int64)
     skipped: list[SkippedImage] = []
     base = Path(root)
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         job = bar.add_task("eval classify-image", total=len(items)) if bar is not None else None
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._progress import progress_bar
 from ..errors import InputDecodeError, InputError, ModelDeckError, OptionError
 from ..runtimes.base import import_framework
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    pass
 
 __all__ = ["METRICS", "CocoReport", "SkippedImage", "evaluate_coco"]
 
@@ -135,29 +136,6 @@ def _read_annotations(path: Path) -> dict[str, Any]:
     return data
 
 
-def _progress(enabled: bool) -> contextlib.AbstractContextManager[Progress | None]:
-    if not enabled:
-        return contextlib.nullcontext(None)
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
-
-
 def _stats(values: Sequence[float]) -> dict[str, float | None]:
     return {name: (None if v < 0 or math.isnan(v) else float(v)) for name, v in zip(METRICS, values, strict=True)}
 
@@ -205,7 +183,7 @@ def evaluate_coco(
     skipped: list[SkippedImage] = []
     evaluated: list[int] = []
     mismatches = 0
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         job = bar.add_task(f"eval {task.name}", total=len(images)) if bar is not None else None
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
