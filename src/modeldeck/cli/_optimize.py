@@ -55,6 +55,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         budget=budget,
         timing_seconds=args.seconds,
         register=not args.dry_run,
+        progress=True,  # on stderr: --json output stays clean
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .._progress import progress_bar
 from ..config import Settings
 from ..errors import ConfigError, InputError, OptionError, UnknownNameError
 from ..types import ModelInfo
@@ -103,7 +104,86 @@ class _Candidate:
     name: str
     kind: str
     options: Mapping[str, Any]
-    make: Callable[[Path], None]  # writes the variant's folder
+    #: Writes the variant's folder; answers options found while making it, or ``None`` when the
+    #: variant is not needed (the guided search when plain per-channel int8 is already inside the budget).
+    make: Callable[[Path], Mapping[str, Any] | None]
+
+
+class _Probe:
+    """Runs a variant folder through the task on (some of) the verification inputs, against the original's results."""
+
+    def __init__(self, task: str, info: ModelInfo, inputs: Sequence[Any], reference: Sequence[Any], settings: Settings):
+        self.task, self.info, self.inputs, self.reference, self.settings = task, info, inputs, reference, settings
+
+    def load(self, folder: Path, version: str) -> Any:
+        from .._api import load_info
+        from ..store.sidecar import read_sidecar
+
+        sidecar = read_sidecar(folder)  # a classify-image variant's labels and preprocessing
+        card = sidecar.card() if sidecar is not None else {}
+        variant = replace(self.info, version=version, runtime="onnxruntime", path=folder, card=card)
+        return load_info(variant, self.task, settings=self.settings)
+
+    def results(self, folder: Path, subset: Sequence[int] | None = None) -> list[Any]:
+        loaded = self.load(folder, folder.name)
+        try:
+            return list(loaded.predict(self.inputs if subset is None else [self.inputs[i] for i in subset]))
+        finally:
+            loaded.close()
+
+    def figures(self, results: Sequence[Any], subset: Sequence[int] | None = None) -> dict[str, float]:
+        reference = self.reference if subset is None else [self.reference[i] for i in subset]
+        return COMPARE[self.task](reference, results)
+
+    def margins(self, results: Sequence[Any], budget: Budget) -> list[float]:
+        """Each input's own margin to ``budget`` (its worst figure minus that figure's limit)."""
+        return [_margin(COMPARE[self.task]([r], [v]), budget) for r, v in zip(self.reference, results, strict=True)]
+
+
+def _margin(figures: Mapping[str, float], budget: Budget) -> float:
+    """How far inside ``budget`` the figures are (negative: outside), by the figure nearest its limit."""
+    limits = {"cosine_mean": budget.cosine_mean, "cosine_min": budget.cosine_min, "agreement": budget.agreement}
+    return min((figures[k] - limit for k, limit in limits.items() if k in figures), default=0.0)
+
+
+#: How many of the worst inputs rank the nodes, and how many nodes at most the search keeps in fp32
+#: (beyond a third of them the variant is no faster than the feed-forward recipe).
+_PROBE_INPUTS = 48
+_KEEP_STEPS = (1, 2, 3, 4, 6, 8, 12)
+
+
+def _guided_exclusions(
+    source: Path, out: Path, nodes: Sequence[str], probe: _Probe, budget: Budget, bar: Any
+) -> Mapping[str, Any] | None:
+    """Per-channel int8 with the fewest MatMuls kept fp32 that brings the variant inside ``budget``.
+
+    Each quantized node is kept fp32 alone, and the variant run on the inputs that plain int8 hurts
+    most; the nodes whose fp32 copy helps most are then kept, 1, 2, 3, ... at a time, until the whole
+    sample is inside the budget (a sensitivity search: what "sensitive nodes may stay fp32" means,
+    measured rather than guessed). ``None`` when plain per-channel int8 needs no help.
+    """
+    from ..runtimes import onnx_export
+
+    onnx_export.quantize_int8(source, out, per_channel=True)
+    plain = probe.results(out)
+    if judge(probe.figures(plain), budget) is None:
+        return None
+    margins = probe.margins(plain, budget)
+    worst = sorted(range(len(margins)), key=margins.__getitem__)[:_PROBE_INPUTS]
+    job = bar.add_task("int8: node sensitivity", total=len(nodes)) if bar is not None else None
+    gain: dict[str, float] = {}
+    for node in nodes:
+        onnx_export.quantize_int8(source, out, per_channel=True, exclude=[node])
+        gain[node] = _margin(probe.figures(probe.results(out, worst), worst), budget)
+        if bar is not None:
+            bar.advance(job)
+    ranked = sorted(nodes, key=lambda n: -gain[n])
+    steps = [k for k in _KEEP_STEPS if k <= max(1, len(nodes) // 3)]
+    for k in steps:
+        onnx_export.quantize_int8(source, out, per_channel=True, exclude=ranked[:k])
+        if judge(probe.figures(probe.results(out)), budget) is None:
+            break
+    return {"fp32_nodes": ranked[:k], "searched_nodes": len(nodes)}
 
 
 def _budget(budget: Budget | Mapping[str, Any] | None) -> Budget:
@@ -199,30 +279,36 @@ def _ffn_outputs(nodes: Sequence[str]) -> list[str]:
     return [n for n in nodes if n.endswith("/output/dense/MatMul") and "/attention/" not in n]
 
 
-def _candidates(task: str, info: ModelInfo, int8: bool) -> list[_Candidate]:
+def _candidates(task: str, info: ModelInfo, int8: bool, probe: _Probe, budget: Budget, bar: Any) -> list[_Candidate]:
     from ..runtimes import onnx_export
 
     head = _SOURCES[task][info.runtime]
 
-    def export(out: Path) -> None:
+    def export(out: Path) -> Mapping[str, Any]:
         if head == "sentence-transformers":
             onnx_export.export_sentence_transformer(Path(info.path), out)
         elif head == "torchvision-classifier":
             onnx_export.export_torchvision_classifier(Path(info.path), info.card, out)
         else:
             onnx_export.export_transformers_head(Path(info.path), head, out)
+        return {}
 
     fp32 = _Candidate("onnx", "fp32", {"opset": onnx_export.OPSET, "exporter": "torch.onnx (TorchScript)"}, export)
     if not int8:
         return [fp32]
 
-    def quantized(per_channel: bool, keep_ffn: bool) -> Callable[[Path], None]:
-        def make(out: Path) -> None:
+    def quantized(per_channel: bool, keep_ffn: bool) -> Callable[[Path], Mapping[str, Any]]:
+        def make(out: Path) -> Mapping[str, Any]:
             source = out.parent / "onnx"
             exclude = _ffn_outputs(onnx_export.matmul_nodes(source / "model.onnx")) if keep_ffn else []
             onnx_export.quantize_int8(source, out, per_channel=per_channel, exclude=exclude)
+            return {}
 
         return make
+
+    def guided(out: Path) -> Mapping[str, Any] | None:
+        source = out.parent / "onnx"
+        return _guided_exclusions(source, out, onnx_export.matmul_nodes(source / "model.onnx"), probe, budget, bar)
 
     return [
         fp32,
@@ -234,6 +320,7 @@ def _candidates(task: str, info: ModelInfo, int8: bool) -> list[_Candidate]:
             {"method": "dynamic", "per_channel": True, "fp32_nodes": "feed-forward output MatMuls"},
             quantized(True, True),
         ),
+        _Candidate("int8-per-channel-guided", "int8", {"method": "dynamic", "per_channel": True}, guided),
     ]
 
 
@@ -247,6 +334,7 @@ def optimize(
     text_column: str | None = None,
     timing_seconds: float = 3.0,
     register: bool = True,
+    progress: bool = False,
     settings: Settings | None = None,
 ) -> OptimizeReport:
     """Export ``model`` (default: the task's default model) to ONNX, and to int8 when ``int8``, then verify,
@@ -254,7 +342,6 @@ def optimize(
     from .._api import load_info
     from ..runtimes.onnx_export import tool_versions
     from ..store import ModelStore
-    from ..store.sidecar import read_sidecar
 
     if task not in _SOURCES:
         raise UnknownNameError("optimize task", task, sorted(_SOURCES))
@@ -298,38 +385,44 @@ def optimize(
     finally:
         original.close()
     rows = [VariantReport("original", "original", {}, latency, throughput, _size(Path(info.path)))]
+    probe = _Probe(task, info, inputs, reference, settings)
     Path(settings.home).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="optimize-", dir=settings.home))
     try:
         folders: dict[str, Path] = {}
-        for candidate in _candidates(task, info, int8):
-            folder = work / candidate.name
-            candidate.make(folder)
-            folders[candidate.name] = folder
-            sidecar = read_sidecar(folder)  # a classify-image variant's labels and preprocessing
-            card = sidecar.card() if sidecar is not None else {}
-            variant_info = replace(info, version=candidate.name, runtime="onnxruntime", path=folder, card=card)
-            loaded = load_info(variant_info, task, settings=settings)
-            try:
-                figures = COMPARE[task](reference, loaded.predict(inputs))
-                latency, throughput = _timing(loaded, _typical(inputs), timing_seconds)
-            finally:
-                loaded.close()
-            refused = judge(figures, limits)
-            rows.append(
-                VariantReport(
-                    candidate.name,
-                    candidate.kind,
-                    candidate.options,
-                    latency,
-                    throughput,
-                    _size(folder / "model.onnx"),
-                    figures,
-                    accepted=refused is None,
-                    reason=f"outside the budget: {refused}" if refused else "inside the budget",
-                    speedup=throughput / rows[0].throughput,
+        with progress_bar(progress) as bar:
+            candidates = _candidates(task, info, int8, probe, limits, bar)
+            job = bar.add_task(f"optimize {task}", total=len(candidates)) if bar is not None else None
+            for candidate in candidates:
+                folder = work / candidate.name
+                found = candidate.make(folder)
+                if bar is not None:
+                    bar.advance(job)
+                if found is None:
+                    continue
+                folders[candidate.name] = folder
+                options = {**candidate.options, **found}
+                loaded = probe.load(folder, candidate.name)
+                try:
+                    figures = probe.figures(loaded.predict(inputs))
+                    latency, throughput = _timing(loaded, _typical(inputs), timing_seconds)
+                finally:
+                    loaded.close()
+                refused = judge(figures, limits)
+                rows.append(
+                    VariantReport(
+                        candidate.name,
+                        candidate.kind,
+                        options,
+                        latency,
+                        throughput,
+                        _size(folder / "model.onnx"),
+                        figures,
+                        accepted=refused is None,
+                        reason=f"outside the budget: {refused}" if refused else "inside the budget",
+                        speedup=throughput / rows[0].throughput,
+                    )
                 )
-            )
         rows, chosen = _choose(rows)
         if register:
             provenance = {
