@@ -2,16 +2,20 @@
 
     python benchmarks/optimize.py throughput [--texts 512] [--rounds 5]   # torch encode vs ONNX fp32 vs int8
     python benchmarks/optimize.py coldstart  [--rounds 3]                 # process start to first answer
-    python benchmarks/optimize.py served     [--duration 20]              # embed@onnx served vs raw torch encode
+    python benchmarks/optimize.py served     [--duration 20]              # embed@onnx and @int8 served vs raw torch
+    python benchmarks/optimize.py static     [--rounds 3]                 # static (calibrated) vs dynamic int8
 
 Each command first makes the variants with ``modeldeck.optimize("embed", int8=True)`` in a
 fresh store (under .bench/optimize-home, reused by later commands), so the int8 variant is the
 best one inside the default budget. ``throughput`` times ``SentenceTransformer.encode(batch_size
 =32)`` and the variants' own ``encode(batch_size=32)`` on the same sentences, interleaved round by
 round (best round of each). ``coldstart`` runs ``modeldeck.load(...)("...")`` in fresh
-interpreters, alternating torch and onnx. ``served`` serves ``embed@onnx`` and loads it with 32
-concurrent clients, against the raw torch encode measured in the same run. Results go to
-.bench/optimize-<what>.json.
+interpreters, alternating torch and onnx. ``served`` serves ``embed@onnx``, then ``embed@int8``, and
+loads each with 32 concurrent clients, against the raw torch encode measured in the same run.
+``static`` quantizes the fp32 variant statically (QDQ, per-channel weights, activations calibrated
+on a third of the built-in sample, MinMax and percentile) and compares it with dynamic per-channel
+int8 on accuracy and speed: the measurement behind optimize making only dynamic int8 variants.
+Results go to .bench/optimize-<what>.json.
 """
 
 from __future__ import annotations
@@ -100,24 +104,113 @@ def run_coldstart(rounds: int) -> dict[str, Any]:
 def run_served(duration: float) -> dict[str, Any]:
     from serving import CONCURRENCY, bench, raw_embed
 
-    variants()
+    stored = {v["kind"] for v in variants()["variants"] if v["stored"]}
     texts = sentences(1024)
     raw = raw_embed(texts)
-    with server("embed@onnx", env={"MODELDECK_HOME": str(HOME)}) as (url, _):
-        served = bench(url, "embed@onnx", duration, texts)
-    lat = served.latency_ms
-    print(f"embed@onnx served, {CONCURRENCY} clients, {duration:.0f} s")
+    print(f"served, {CONCURRENCY} clients, {duration:.0f} s each")
     print(f"  raw torch encode(bs=32)  {raw:8.1f} items/s")
-    print(
-        f"  served embed@onnx        {served.items_per_s:8.1f} items/s  ({served.items_per_s / raw:5.2f}x raw torch)  "
-        f"p50 {lat['p50']:6.1f} ms  p99 {lat['p99']:6.1f} ms  errors {served.errors or 0}"
-    )
-    return {"raw_torch_items_per_s": raw, "served": served.to_dict(), "served_over_raw_torch": served.items_per_s / raw}
+    result: dict[str, Any] = {"raw_torch_items_per_s": raw}
+    for version in ("onnx", "int8") if "int8" in stored else ("onnx",):
+        model = f"embed@{version}"
+        with server(model, env={"MODELDECK_HOME": str(HOME)}) as (url, _):
+            served = bench(url, model, duration, texts)
+        lat = served.latency_ms
+        print(
+            f"  served {model:<17} {served.items_per_s:8.1f} items/s  ({served.items_per_s / raw:5.2f}x raw torch)  "
+            f"p50 {lat['p50']:6.1f} ms  p99 {lat['p99']:6.1f} ms  errors {served.errors or 0}"
+        )
+        result[model] = {"served": served.to_dict(), "served_over_raw_torch": served.items_per_s / raw}
+    return result
+
+
+def run_static(rounds: int) -> dict[str, Any]:
+    import shutil
+    from types import SimpleNamespace
+
+    import numpy as np
+    from onnxruntime import quantization as q
+
+    from modeldeck import Settings, load
+    from modeldeck.optimizing._compare import COMPARE
+    from modeldeck.optimizing._sample import builtin_texts
+    from modeldeck.runtimes import onnx_export
+    from modeldeck.runtimes.onnx_text import OnnxSentenceEncoder
+
+    variants()
+    fp32 = Path(load("embed", model="all-MiniLM-L6-v2@onnx", settings=Settings(home=HOME)).info.path)
+    encoder = OnnxSentenceEncoder.load(fp32)
+    texts = builtin_texts()
+
+    class Calibration(q.CalibrationDataReader):  # type: ignore[misc]
+        """A third of the sample, 16 texts a batch, padded to 128 tokens (percentile needs one shape)."""
+
+        def __init__(self) -> None:
+            rows = [encoder.wrap(encoder.tokenize(t).ids[:126].tolist()) for t in texts[::3]]
+            self.feeds = []
+            for start in range(0, len(rows) - 15, 16):
+                ids = np.zeros((16, 128), dtype=np.int64)
+                for j, row in enumerate(rows[start : start + 16]):
+                    ids[j, : len(row)] = row
+                self.feeds.append(
+                    {
+                        "input_ids": ids,
+                        "attention_mask": (ids != 0).astype(np.int64),
+                        "token_type_ids": np.zeros_like(ids),
+                    }
+                )
+            self.rewind()
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+        def rewind(self) -> None:
+            self.it = iter(self.feeds)
+
+    work = HOME / "static"
+    shutil.rmtree(work, ignore_errors=True)
+    folders = {"dynamic per-channel": work / "dynamic"}
+    onnx_export.quantize_int8(fp32, folders["dynamic per-channel"], per_channel=True)
+    for label, method in (
+        ("static minmax", q.CalibrationMethod.MinMax),
+        ("static percentile", q.CalibrationMethod.Percentile),
+    ):
+        out = work / label.split()[1]
+        shutil.copytree(fp32, out, ignore=shutil.ignore_patterns("model.onnx"))
+        q.quantize_static(
+            str(fp32 / "model.onnx"),
+            str(out / "model.onnx"),
+            Calibration(),
+            quant_format=q.QuantFormat.QDQ,
+            op_types_to_quantize=["MatMul"],
+            nodes_to_quantize=onnx_export.matmul_nodes(fp32 / "model.onnx"),
+            per_channel=True,
+            activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8,
+            calibrate_method=method,
+            extra_options={"CalibPercentile": 99.99},
+        )
+        folders[label] = out
+    encoders = {"fp32": encoder, **{k: OnnxSentenceEncoder.load(f) for k, f in folders.items()}}
+    reference = [SimpleNamespace(vector=v) for v in encoder.encode(texts, batch_size=32)]  # what COMPARE reads
+    bench_texts = sentences(512)
+    times = best_times([lambda e=e: e.encode(bench_texts, batch_size=32) for e in encoders.values()], rounds)
+    result: dict[str, Any] = {}
+    print(f"int8 of all-MiniLM-L6-v2: accuracy on the built-in sample, 512 sentences at batch 32, best of {rounds}")
+    for (name, enc), t in zip(encoders.items(), times, strict=True):
+        vectors = [SimpleNamespace(vector=v) for v in enc.encode(texts, batch_size=32)]
+        figures = COMPARE["embed"](reference, vectors)
+        result[name] = {**figures, "items_per_s": len(bench_texts) / t, "over_fp32": times[0] / t}
+        print(
+            f"  {name:<20} cosine mean {figures['cosine_mean']:.4f} min {figures['cosine_min']:.4f}  "
+            f"{len(bench_texts) / t:7.1f}/s  {times[0] / t:5.2f}x fp32"
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["throughput", "coldstart", "served"])
+    parser.add_argument("what", choices=["throughput", "coldstart", "served", "static"])
     parser.add_argument("--texts", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--duration", type=float, default=20.0)
@@ -127,6 +220,8 @@ def main() -> None:
         result = run_throughput(args.texts, args.rounds or 5)
     elif args.what == "coldstart":
         result = run_coldstart(args.rounds or 3)
+    elif args.what == "static":
+        result = run_static(args.rounds or 3)
     else:
         result = run_served(args.duration)
     print(f"saved {save(f'optimize-{args.what}', result)}")
