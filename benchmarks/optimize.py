@@ -4,6 +4,7 @@
     python benchmarks/optimize.py coldstart  [--rounds 3]                 # process start to first answer
     python benchmarks/optimize.py served     [--duration 20]              # embed@onnx and @int8 served vs raw torch
     python benchmarks/optimize.py static     [--rounds 3]                 # static (calibrated) vs dynamic int8
+    python benchmarks/optimize.py fusion     [--rounds 3]                 # onnxruntime's transformer fusions
 
 Each command first makes the variants with ``modeldeck.optimize("embed", int8=True)`` in a
 fresh store (under .bench/optimize-home, reused by later commands), so the int8 variant is the
@@ -15,7 +16,10 @@ loads each with 32 concurrent clients, against the raw torch encode measured in 
 ``static`` quantizes the fp32 variant statically (QDQ, per-channel weights, activations calibrated
 on a third of the built-in sample, MinMax and percentile) and compares it with dynamic per-channel
 int8 on accuracy and speed: the measurement behind optimize making only dynamic int8 variants.
-Results go to .bench/optimize-<what>.json.
+``fusion`` exports the encoder again with eager attention (the form onnxruntime's BERT fusions
+recognise), fuses it (Attention, SkipLayerNormalization, BiasGelu) and times fp32 and per-channel
+int8 (QAttention) with and without the fusions: the measurement behind optimize exporting plain
+graphs. Results go to .bench/optimize-<what>.json.
 """
 
 from __future__ import annotations
@@ -208,9 +212,79 @@ def run_static(rounds: int) -> dict[str, Any]:
     return result
 
 
+def run_fusion(rounds: int) -> dict[str, Any]:
+    import shutil
+
+    import numpy as np
+    import torch
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    from modeldeck import Settings, load
+    from modeldeck.runtimes import onnx_export
+    from modeldeck.runtimes.onnx_text import OnnxSentenceEncoder
+
+    variants()
+    settings = Settings(home=HOME)
+    plain = Path(load("embed", model="all-MiniLM-L6-v2@onnx", settings=settings).info.path)
+    model = load("embed", settings=settings).runtime.model  # the SentenceTransformer
+    model[0].auto_model.set_attn_implementation("eager")
+    names = tuple(
+        n for n in ("input_ids", "attention_mask", "token_type_ids") if n in model.tokenizer.model_input_names
+    )
+
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model  # a submodule, so the trace takes its weights as initializers
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.model(dict(zip(names, tensors, strict=True)))["sentence_embedding"]
+
+    work = HOME / "fusion"
+    shutil.rmtree(work, ignore_errors=True)
+    folders = {"fp32 plain": plain, "fp32 eager": work / "eager", "fp32 eager fused": work / "fused"}
+    shutil.copytree(plain, folders["fp32 eager"], ignore=shutil.ignore_patterns("model.onnx"))
+    onnx_export._export(
+        Encoder().eval(),
+        onnx_export._sample_inputs(model.tokenizer, names),
+        names,
+        ("sentence_embedding",),
+        folders["fp32 eager"] / "model.onnx",
+    )
+    shutil.copytree(folders["fp32 eager"], folders["fp32 eager fused"], ignore=shutil.ignore_patterns("model.onnx"))
+    config = model[0].auto_model.config
+    fused = optimize_model(
+        str(folders["fp32 eager"] / "model.onnx"),
+        model_type="bert",
+        num_heads=config.num_attention_heads,
+        hidden_size=config.hidden_size,
+    )
+    counts = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
+    fused.save_model_to_file(str(folders["fp32 eager fused"] / "model.onnx"))
+    folders["int8 plain"] = work / "int8-plain"
+    onnx_export.quantize_int8(plain, folders["int8 plain"], per_channel=True)
+    folders["int8 fused (QAttention)"] = work / "int8-fused"
+    onnx_export.quantize_int8(
+        folders["fp32 eager fused"], work / "int8-fused", per_channel=True, op_types=("MatMul", "Gemm", "Attention")
+    )
+    encoders = {k: OnnxSentenceEncoder.load(f) for k, f in folders.items()}
+    texts = sentences(512)
+    reference = encoders["fp32 plain"].encode(texts, batch_size=32)
+    times = best_times([lambda e=e: e.encode(texts, batch_size=32) for e in encoders.values()], rounds)
+    print(f"onnxruntime fusions of all-MiniLM-L6-v2 ({counts}); 512 sentences at batch 32, best of {rounds}")
+    result: dict[str, Any] = {"fused_operators": counts}
+    for (name, enc), t in zip(encoders.items(), times, strict=True):
+        out = enc.encode(texts, batch_size=32)
+        cos = float(((out * reference).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(reference, axis=1)).min())
+        result[name] = {"items_per_s": len(texts) / t, "over_plain_fp32": times[0] / t, "cosine_min": cos}
+        print(f"  {name:<26} {len(texts) / t:7.1f}/s  {times[0] / t:5.2f}x plain fp32  cosine min {cos:.4f}")
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["throughput", "coldstart", "served", "static"])
+    parser.add_argument("what", choices=["throughput", "coldstart", "served", "static", "fusion"])
     parser.add_argument("--texts", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--duration", type=float, default=20.0)
@@ -220,6 +294,8 @@ def main() -> None:
         result = run_throughput(args.texts, args.rounds or 5)
     elif args.what == "coldstart":
         result = run_coldstart(args.rounds or 3)
+    elif args.what == "fusion":
+        result = run_fusion(args.rounds or 3)
     elif args.what == "static":
         result = run_static(args.rounds or 3)
     else:

@@ -274,14 +274,21 @@ def matmul_nodes(file: Path) -> list[str]:
 
 
 def quantize_int8(
-    source: Path, out: Path, *, per_channel: bool, exclude: Sequence[str] = (), reduce_range: bool = False
+    source: Path,
+    out: Path,
+    *,
+    per_channel: bool,
+    exclude: Sequence[str] = (),
+    reduce_range: bool = False,
+    op_types: Sequence[str] = ("MatMul", "Gemm"),
 ) -> None:
     """Dynamic int8 quantization of a variant folder's ``model.onnx`` into ``out`` (other files copied).
 
     Weights become int8 (per output channel when ``per_channel``); activations are quantized at run
     time, so no calibration is needed. ``exclude`` keeps those nodes in fp32 (the sensitive ones).
+    ``op_types`` may add the fused ``Attention`` of an onnxruntime-optimized graph (it becomes ``QAttention``).
     """
-    import_framework("onnx", package="onnx", extra="onnx", purpose="int8 quantization")
+    onnx = import_framework("onnx", package="onnx", extra="onnx", purpose="int8 quantization")
     quantization = import_framework(
         "onnxruntime.quantization", package="onnxruntime", extra="onnx", purpose="int8 quantization"
     )
@@ -294,6 +301,8 @@ def quantize_int8(
         per_channel=per_channel,
         reduce_range=reduce_range,
         weight_type=quantization.QuantType.QInt8,
-        op_types_to_quantize=["MatMul", "Gemm"],
+        op_types_to_quantize=list(op_types),
         nodes_to_exclude=list(exclude),
+        # Shape inference cannot type the outputs of contrib ops (fused Attention): they are float.
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
