@@ -72,27 +72,6 @@ def _parse_names(var: str, raw: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in raw.split(",") if name.strip())
 
 
-def _parse_per_model(var: str, raw: str) -> tuple[tuple[str, float], ...]:
-    """``N`` or ``N,NAME=N,...``: a default for every model and overrides for named ones."""
-    out: list[tuple[str, float]] = []
-    for part in (p.strip() for p in raw.split(",")):
-        if not part:
-            continue
-        name, sep, value = part.rpartition("=")
-        name = name.strip() if sep else "*"
-        try:
-            ms = float(value)
-        except ValueError:
-            ms = math.nan
-        if not name or math.isnan(ms) or ms < 0 or math.isinf(ms):
-            raise ConfigError(
-                f"{var} must be a number >= 0, or N,NAME=N,... per served model, got {raw!r}",
-                hint="for example: 1000 or 1000,embed=250",
-            )
-        out.append((name, ms))
-    return tuple(out)
-
-
 def _per_model_of(
     value: Callable[[str], T | None], rule: str, example: str
 ) -> Callable[[str, str], tuple[tuple[str, T], ...]]:
@@ -116,6 +95,18 @@ def _per_model_of(
         return tuple(out)
 
     return parse
+
+
+def _milliseconds(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value < math.inf else None  # NaN fails both comparisons
+
+
+#: ``N`` or ``N,NAME=N,...``: a default for every model and overrides for named ones.
+_parse_per_model = _per_model_of(_milliseconds, "a number >= 0", "1000 or 1000,embed=250")
 
 
 def _thread_count(text: str) -> int | None:
