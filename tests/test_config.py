@@ -256,3 +256,46 @@ def test_serving_limits_budgets_and_keys_are_parsed():
     with pytest.raises(ConfigError, match="MODELDECK_MAX_QUEUE_WAIT_MS must be a number >= 0"):
         Settings.from_env({"MODELDECK_MAX_QUEUE_WAIT_MS": "embed=soon"})
     assert Settings.from_env({}, max_queue_wait_ms="250").max_queue_wait_s("x") == 0.25  # a CLI flag's string
+
+
+def test_onnx_session_options_are_read_per_served_model():
+    from modeldeck.types import OnnxSessionOptions
+
+    settings = Settings.from_env(
+        {"MODELDECK_ONNX_THREADS": "2, embed=1", "MODELDECK_ONNX_GRAPH_LEVEL": "ner=Basic,*=extended"}
+    )
+    assert settings.onnx_session("embed") == OnnxSessionOptions(threads=1, graph_level="extended")
+    assert settings.onnx_session("ner") == OnnxSessionOptions(threads=2, graph_level="basic")
+    assert settings.onnx_session("other") == OnnxSessionOptions(threads=2, graph_level="extended")
+    # Unset: ONNX Runtime's threads follow the CPUs (None), every optimisation applies.
+    assert Settings.from_env({}).onnx_session("embed") == OnnxSessionOptions(threads=None, graph_level="all")
+    only_named = Settings.from_env({"MODELDECK_ONNX_THREADS": "embed=3"})
+    assert only_named.onnx_session("embed").threads == 3 and only_named.onnx_session("ner").threads is None
+    flags = Settings.from_env({}, onnx_threads="4", onnx_graph_level="embed=disable")  # serve's flags: strings
+    assert flags.onnx_session("embed") == OnnxSessionOptions(threads=4, graph_level="disable")
+
+
+@pytest.mark.parametrize(
+    ("var", "raw", "expected"),
+    [
+        ("MODELDECK_ONNX_THREADS", "0", "must be an integer >= 1"),
+        ("MODELDECK_ONNX_THREADS", "embed=two", "must be an integer >= 1"),
+        ("MODELDECK_ONNX_THREADS", "1.5", "must be an integer >= 1"),
+        ("MODELDECK_ONNX_THREADS", "=2", "must be an integer >= 1"),
+        ("MODELDECK_ONNX_GRAPH_LEVEL", "fast", "must be one of disable, basic, extended, all"),
+        ("MODELDECK_ONNX_GRAPH_LEVEL", "embed=O3", "must be one of disable, basic, extended, all"),
+        ("MODELDECK_PREFER_VARIANT", "int8", "must be 'onnx' or empty (off)"),
+    ],
+)
+def test_bad_onnx_and_variant_settings_name_the_variable_and_the_valid_values(var, raw, expected):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({var: raw})
+    assert var in info.value.message and repr(raw) in info.value.message and expected in info.value.message
+    assert info.value.hint is not None
+
+
+def test_prefer_variant_is_off_unless_set():
+    assert Settings.from_env({}).prefer_variant == ""
+    assert Settings.from_env({"MODELDECK_PREFER_VARIANT": " ONNX "}).prefer_variant == "onnx"
+    assert Settings.from_env({"MODELDECK_PREFER_VARIANT": ""}).prefer_variant == ""
+    assert Settings.from_env({}, prefer_variant="onnx").prefer_variant == "onnx"

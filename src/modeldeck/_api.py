@@ -9,7 +9,7 @@ from .errors import OptionError, did_you_mean
 
 if TYPE_CHECKING:
     from .tasks.base import Task
-    from .types import ModelInfo
+    from .types import ModelInfo, OnnxSessionOptions
 
 __all__ = ["Loader", "load", "load_info"]
 
@@ -38,9 +38,14 @@ def load_info(
     settings: Settings | None = None,
     device: str = "cpu",
     batch_size: int | None = None,
+    onnx_session: OnnxSessionOptions | None = None,
     **options: Any,
 ) -> Task[Any, Any, Any, Any]:
-    """Wrap an already resolved model in the task class registered for ``task``."""
+    """Wrap an already resolved model in the task class registered for ``task``.
+
+    ``onnx_session`` (threads, graph level) applies to a model of runtime ``onnxruntime`` only;
+    unset, it is the settings' entry for the model's name (``MODELDECK_ONNX_THREADS``, ...).
+    """
     from .tasks import TASKS
 
     settings = settings or Settings.from_env()
@@ -56,6 +61,7 @@ def load_info(
         batch_size=settings.max_batch_size if batch_size is None else batch_size,
         max_text_chars=settings.max_text_chars,
         max_image_pixels=options.pop("max_image_pixels", settings.max_image_pixels),
+        onnx_session=onnx_session or settings.onnx_session(info.name),
         **options,
     )
 
@@ -67,6 +73,7 @@ def load(
     settings: Settings | None = None,
     device: str = "cpu",
     batch_size: int | None = None,
+    onnx_session: OnnxSessionOptions | None = None,
     **options: Any,
 ) -> Task[Any, Any, Any, Any]:
     """Load a model behind its task, ready to call on one input or a list.
@@ -74,6 +81,8 @@ def load(
     ``load("ner")`` gives the task's default model; ``load("ner", model="./my-bert")`` or
     ``load("ner", model="name@version")`` picks another; ``load("./my-bert")`` infers the task
     from the files. ``options`` become the task's default call options (``normalize=True``).
+    ``onnx_session`` sets the threads and graph level of an ONNX Runtime model; unset, the
+    settings' entry for ``name_or_path`` applies (``MODELDECK_ONNX_THREADS=embed=1``), as a deck's does.
     """
     from .store import ModelStore
     from .tasks import TASKS
@@ -92,4 +101,7 @@ def load(
     else:
         task = name_or_path if name_or_path in TASKS else None
         info = store.resolve(name_or_path, task=task)
-    return load_info(info, task, settings=settings, device=device, batch_size=batch_size, **options)
+    session = onnx_session or settings.onnx_session(name_or_path)
+    return load_info(
+        info, task, settings=settings, device=device, batch_size=batch_size, onnx_session=session, **options
+    )

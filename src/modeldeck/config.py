@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import ConfigError
+from .types import GRAPH_LEVELS, GraphLevel, OnnxSessionOptions
 
 __all__ = ["Settings"]
 
@@ -71,25 +72,61 @@ def _parse_names(var: str, raw: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in raw.split(",") if name.strip())
 
 
-def _parse_per_model(var: str, raw: str) -> tuple[tuple[str, float], ...]:
-    """``N`` or ``N,NAME=N,...``: a default for every model and overrides for named ones."""
-    out: list[tuple[str, float]] = []
-    for part in (p.strip() for p in raw.split(",")):
-        if not part:
-            continue
-        name, sep, value = part.rpartition("=")
-        name = name.strip() if sep else "*"
-        try:
-            ms = float(value)
-        except ValueError:
-            ms = math.nan
-        if not name or math.isnan(ms) or ms < 0 or math.isinf(ms):
-            raise ConfigError(
-                f"{var} must be a number >= 0, or N,NAME=N,... per served model, got {raw!r}",
-                hint="for example: 1000 or 1000,embed=250",
-            )
-        out.append((name, ms))
-    return tuple(out)
+def _per_model_of(
+    value: Callable[[str], T | None], rule: str, example: str
+) -> Callable[[str, str], tuple[tuple[str, T], ...]]:
+    """A parser of ``V`` or ``V,NAME=V,...`` (a default for every model, overrides for named ones);
+    ``value`` reads one ``V`` or answers None for a bad one."""
+
+    def parse(var: str, raw: str) -> tuple[tuple[str, T], ...]:
+        out: list[tuple[str, T]] = []
+        for part in (p.strip() for p in raw.split(",")):
+            if not part:
+                continue
+            name, sep, text = part.rpartition("=")
+            name = name.strip() if sep else "*"
+            parsed = value(text.strip())
+            if not name or parsed is None:
+                raise ConfigError(
+                    f"{var} must be {rule}, or V,NAME=V,... per served model, got {raw!r}",
+                    hint=f"for example: {example}",
+                )
+            out.append((name, parsed))
+        return tuple(out)
+
+    return parse
+
+
+def _milliseconds(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value < math.inf else None  # NaN fails both comparisons
+
+
+#: ``N`` or ``N,NAME=N,...``: a default for every model and overrides for named ones.
+_parse_per_model = _per_model_of(_milliseconds, "a number >= 0", "1000 or 1000,embed=250")
+
+
+def _thread_count(text: str) -> int | None:
+    return int(text) if text.isdigit() and int(text) >= 1 else None
+
+
+def _graph_level(text: str) -> GraphLevel | None:
+    level = text.lower()
+    return next((known for known in GRAPH_LEVELS if known == level), None)
+
+
+def _parse_variant(var: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("", "onnx"):
+        raise ConfigError(
+            f"{var} must be 'onnx' or empty (off), got {raw!r}",
+            hint="onnx: a deck entry without a version serves its verified fp32 ONNX variant (NAME@onnx) "
+            "where `modeldeck optimize` made one",
+        )
+    return value
 
 
 def _parse_url(var: str, raw: str) -> str:
@@ -156,6 +193,26 @@ class Settings:
     max_request_pixels: tuple[tuple[str, float], ...] = field(
         default=(), metadata={"env": "MODELDECK_MAX_REQUEST_PIXELS", "parse": _parse_per_model}
     )
+    #: Intra-op threads of each ONNX Runtime session, ``N`` or ``N,NAME=N`` per served model (none:
+    #: one per CPU this process may use, at most 8).
+    onnx_threads: tuple[tuple[str, int], ...] = field(
+        default=(),
+        metadata={
+            "env": "MODELDECK_ONNX_THREADS",
+            "parse": _per_model_of(_thread_count, "an integer >= 1", "4 or 2,embed=1"),
+        },
+    )
+    #: ONNX Runtime's graph optimisation level, ``LEVEL`` or ``LEVEL,NAME=LEVEL`` per served model (none: all).
+    onnx_graph_level: tuple[tuple[str, GraphLevel], ...] = field(
+        default=(),
+        metadata={
+            "env": "MODELDECK_ONNX_GRAPH_LEVEL",
+            "parse": _per_model_of(_graph_level, f"one of {', '.join(GRAPH_LEVELS)}", "all or all,embed=basic"),
+        },
+    )
+    #: ``onnx``: a deck entry that names no version serves the model's verified fp32 ONNX variant
+    #: (``NAME@onnx``, made by ``modeldeck optimize``) where one is installed; empty: off.
+    prefer_variant: str = field(default="", metadata={"env": "MODELDECK_PREFER_VARIANT", "parse": _parse_variant})
     #: A worker process still on a batch this long after the last deadline in it is killed and restarted.
     worker_grace_s: float = field(default=5.0, metadata={"env": "MODELDECK_WORKER_GRACE_S", "parse": _number(float, 0)})
     #: How worker processes start: forked from a server process that preloaded the deck's libraries
@@ -259,6 +316,13 @@ class Settings:
     def request_pixels(self, model: str) -> int | None:
         """The image limit set for one served model (its ``NAME=`` entry, else ``*``), or None."""
         return _per_model(self.max_request_pixels, model)
+
+    def onnx_session(self, model: str) -> OnnxSessionOptions:
+        """The ONNX Runtime session options of one served model: its ``NAME=`` entries, else ``*``."""
+        threads, levels = dict(self.onnx_threads), dict(self.onnx_graph_level)
+        return OnnxSessionOptions(
+            threads=threads.get(model, threads.get("*")), graph_level=levels.get(model, levels.get("*", "all"))
+        )
 
 
 def _per_model(entries: tuple[tuple[str, float], ...], model: str) -> int | None:

@@ -6,9 +6,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-__all__ = ["ModelInfo", "Result", "TaskProtocol"]
+from .errors import OptionError
+
+__all__ = ["GRAPH_LEVELS", "GraphLevel", "ModelInfo", "OnnxSessionOptions", "Result", "TaskProtocol"]
+
+#: ONNX Runtime's graph optimisation levels, by the names settings, decks and ``OnnxSessionOptions`` use.
+GraphLevel = Literal["disable", "basic", "extended", "all"]
+GRAPH_LEVELS: tuple[GraphLevel, ...] = get_args(GraphLevel)
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -56,6 +62,31 @@ class ModelInfo:
             "license": self.license,
             "card": dict(self.card),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class OnnxSessionOptions:
+    """How the ONNX Runtime sessions of one model are built (``MODELDECK_ONNX_THREADS``, ``..._GRAPH_LEVEL``).
+
+    ``threads`` caps intra-op parallelism (None: the CPUs this process may use, at most 8);
+    ``graph_level`` is the graph optimisation level. Models of other runtimes ignore them.
+    """
+
+    threads: int | None = None
+    graph_level: GraphLevel = "all"
+
+    def __post_init__(self) -> None:
+        threads = self.threads
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise OptionError(
+                f"ONNX Runtime threads must be an integer >= 1, got {threads!r}",
+                hint="leave it unset (None) for one thread per available CPU, at most 8",
+            )
+        if self.graph_level not in GRAPH_LEVELS:
+            raise OptionError(
+                f"ONNX Runtime graph level must be one of {', '.join(GRAPH_LEVELS)}, got {self.graph_level!r}",
+                hint="'all' (the default) applies every optimisation; 'disable' runs the graph as exported",
+            )
 
 
 @runtime_checkable

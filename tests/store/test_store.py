@@ -294,3 +294,22 @@ def test_import_does_not_load_heavy_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_name_without_a_version_never_resolves_to_a_variant(tmp_path: Path, settings: Settings) -> None:
+    # `modeldeck optimize` stores NAME@onnx and NAME@int8 after the original: newer, but not what NAME means.
+    store = ModelStore(settings)
+    original = store.import_model(_spacy_like(tmp_path / "p"), "mine", version="1")
+    for kind, version in (("fp32", "onnx"), ("int8", "int8")):
+        model = tmp_path / f"{version}.onnx"
+        model.write_bytes(version.encode())
+        card = {"variant": {"of": "mine@1", "kind": kind, "task": "ner"}}
+        store.import_model(model, "mine", version=version, tasks=["ner"], runtime="onnxruntime", card=card)
+    assert store.resolve("mine").version == original.version == "1"
+    assert store.resolve("mine", task="ner").version == "1"
+    assert store.resolve("mine@int8").version == "int8"  # named, a variant is served as any version
+    store.remove("mine", "1")
+    with pytest.raises(ModelNotInstalledError) as info:
+        store.resolve("mine")
+    assert "only variants" in info.value.message
+    assert "mine@int8" in str(info.value.hint) and "mine@onnx" in str(info.value.hint)

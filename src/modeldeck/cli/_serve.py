@@ -23,6 +23,9 @@ def run_serve(args: argparse.Namespace) -> int:
         api_keys=",".join(args.api_keys) if args.api_keys else None,
         api_key_file=args.api_key_file,
         max_queue_wait_ms=args.max_queue_wait_ms,
+        onnx_threads=args.onnx_threads,
+        onnx_graph_level=args.onnx_graph_level,
+        prefer_variant=args.prefer_variant,
     )
     serve(settings, log_level=args.log_level)
     return 0

@@ -102,6 +102,15 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-queue-wait-ms", help="refuse (429) requests expected to wait longer: MS, or MS,NAME=MS per model"
     )
+    serve.add_argument("--onnx-threads", help="intra-op threads of each ONNX Runtime session: N, or N,NAME=N per model")
+    serve.add_argument(
+        "--onnx-graph-level",
+        help="ONNX Runtime graph optimisation (disable, basic, extended, all): LEVEL, or LEVEL,NAME=LEVEL per model",
+    )
+    serve.add_argument(
+        "--prefer-variant",
+        help="onnx: serve a model's verified fp32 ONNX variant (NAME@onnx) where the deck names no version",
+    )
 
     models = commands.add_parser("models", help="list, show, pull, import, remove and verify models")
     verbs = models.add_subparsers(dest="verb", metavar="VERB", required=True)

@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError, InferenceError, UnknownModelError
+from ..types import GRAPH_LEVELS, GraphLevel, OnnxSessionOptions
 from . import tensors
 from .base import import_framework
 
@@ -28,14 +29,14 @@ __all__ = [
     "GRAPH_LEVELS",
     "GraphLevel",
     "OnnxRuntime",
+    "OnnxSessionOptions",
     "OnnxTensorModel",
     "TensorSpec",
     "default_threads",
     "find_onnx_file",
 ]
 
-#: onnxruntime's graph optimisation levels, by the names settings and decks use.
-GraphLevel = Literal["disable", "basic", "extended", "all"]
+# onnxruntime's enum member for each level name (``types.GRAPH_LEVELS``), and back.
 _GRAPH_LEVELS: Mapping[str, str] = MappingProxyType(
     {
         "disable": "ORT_DISABLE_ALL",
@@ -44,7 +45,7 @@ _GRAPH_LEVELS: Mapping[str, str] = MappingProxyType(
         "all": "ORT_ENABLE_ALL",
     }
 )
-GRAPH_LEVELS: tuple[str, ...] = tuple(_GRAPH_LEVELS)
+_LEVEL_NAMES: Mapping[str, str] = MappingProxyType({member: name for name, member in _GRAPH_LEVELS.items()})
 
 # ONNX Runtime's element type names, for the numeric tensors models take and give.
 _DTYPES: Mapping[str, type[np.generic]] = MappingProxyType(
@@ -151,29 +152,29 @@ class OnnxRuntime:
         path: str | Path,
         *,
         device: str = "cpu",
-        threads: int | None = None,
+        session: OnnxSessionOptions | None = None,
         spin: bool = False,
-        graph_level: GraphLevel = "all",
     ) -> OnnxRuntime:
         """Open ``path`` (a ``.onnx`` file, or a folder holding one) in a new session.
 
-        ``threads`` caps intra-op parallelism (default: the CPUs available, at most 8); one
-        inter-op thread, since these graphs are chains. ``graph_level`` is onnxruntime's graph
+        ``session.threads`` caps intra-op parallelism (default: the CPUs available, at most 8); one
+        inter-op thread, since these graphs are chains. ``session.graph_level`` is onnxruntime's graph
         optimisation level (``"all"`` fuses attention and layer norms where it can). ``spin=False``
         stops idle worker threads from busy-waiting between runs, which on a small machine would
         steal the CPU the server and the preprocessing need.
         """
         ort = import_framework("onnxruntime", package="onnxruntime", extra="vision", purpose="ONNX models")
         file = find_onnx_file(path)
+        session = session or OnnxSessionOptions()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads if threads is not None else default_threads()
+        options.intra_op_num_threads = session.threads if session.threads is not None else default_threads()
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _GRAPH_LEVELS[graph_level])
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _GRAPH_LEVELS[session.graph_level])
         options.log_severity_level = 3  # errors only: the optimizer's notes are not the user's business
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         try:
-            session = ort.InferenceSession(str(file), sess_options=options, providers=_providers(ort, device))
+            opened = ort.InferenceSession(str(file), sess_options=options, providers=_providers(ort, device))
         except (ConfigError, UnknownModelError):
             raise
         except Exception as exc:  # onnxruntime raises its own untyped errors for every kind of bad file
@@ -181,7 +182,7 @@ class OnnxRuntime:
                 f"{str(file)!r} is not an ONNX model this onnxruntime can load ({type(exc).__name__}: {exc})",
                 hint="re-export the model (a newer onnxruntime may be needed for its opset), then import it again",
             ) from None
-        return cls(session, path=file, device=device)
+        return cls(opened, path=file, device=device)
 
     @property
     def input(self) -> TensorSpec:
@@ -203,6 +204,16 @@ class OnnxRuntime:
         except Exception as exc:
             shapes = ", ".join(f"{k}{tuple(v.shape)}" for k, v in feeds.items())
             raise InferenceError(f"onnxruntime failed on {shapes} ({type(exc).__name__}: {exc})") from None
+
+    def session_options(self) -> dict[str, Any]:
+        """The options the session runs with, read back from it (what ``GET /v1/models/{name}`` shows)."""
+        options = self.session.get_session_options()
+        level = options.graph_optimization_level
+        return {
+            "intra_op_threads": options.intra_op_num_threads,
+            "inter_op_threads": options.inter_op_num_threads,
+            "graph_level": _LEVEL_NAMES.get(level.name, level.name),
+        }
 
     def memory_bytes(self) -> int | None:
         """The model file's size: its weights, for a file without external data (ORT reports no arena size)."""
@@ -235,8 +246,10 @@ class OnnxTensorModel:
         self.outputs = tuple(spec(s) for s in runtime.outputs)
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "cpu") -> OnnxTensorModel:
-        return cls(OnnxRuntime.load(path, device=device))
+    def load(
+        cls, path: str | Path, *, device: str = "cpu", session: OnnxSessionOptions | None = None
+    ) -> OnnxTensorModel:
+        return cls(OnnxRuntime.load(path, device=device, session=session))
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         arrays = self.runtime.run(feeds)
@@ -244,6 +257,9 @@ class OnnxTensorModel:
 
     def describe(self) -> dict[str, Any]:
         return {"file": self.runtime.path.name, "producer": self.runtime.producer}
+
+    def session_options(self) -> dict[str, Any]:
+        return self.runtime.session_options()
 
     def memory_bytes(self) -> int | None:
         return self.runtime.memory_bytes()

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InferenceError, UnknownModelError
+from ..types import OnnxSessionOptions
 from .base import import_framework
-from .onnx import GraphLevel, OnnxRuntime
+from .onnx import OnnxRuntime
 from .onnx_export import OnnxExportConfig, read_export_config
 from .transformers import QAWindows, TokenizedText
 
@@ -43,9 +44,7 @@ class OnnxTextRuntime:
                 break
 
     @classmethod
-    def load(
-        cls, path: str | Path, *, device: str = "cpu", threads: int | None = None, graph_level: GraphLevel = "all"
-    ) -> Any:
+    def load(cls, path: str | Path, *, device: str = "cpu", session: OnnxSessionOptions | None = None) -> Any:
         folder = Path(path)
         if not (folder / "model.onnx").is_file() or not (folder / "tokenizer.json").is_file():
             raise UnknownModelError(
@@ -57,8 +56,7 @@ class OnnxTextRuntime:
         # The stored JSON carries the padding and truncation of the call that saved it; each call here sets its own.
         tokenizer.no_padding()
         tokenizer.no_truncation()
-        session = OnnxRuntime.load(folder / "model.onnx", device=device, threads=threads, graph_level=graph_level)
-        return cls(session, tokenizer, config)
+        return cls(OnnxRuntime.load(folder / "model.onnx", device=device, session=session), tokenizer, config)
 
     @property
     def max_tokens(self) -> int:
@@ -103,6 +101,9 @@ class OnnxTextRuntime:
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             yield group, self.session.run({name: feeds[name] for name in self.config.inputs})
 
+    def session_options(self) -> dict[str, Any]:
+        return self.session.session_options()
+
     def memory_bytes(self) -> int | None:
         return self.session.memory_bytes()
 
@@ -115,9 +116,9 @@ class OnnxSentenceEncoder(OnnxTextRuntime):
 
     @classmethod
     def load(
-        cls, path: str | Path, *, device: str = "cpu", threads: int | None = None, graph_level: GraphLevel = "all"
+        cls, path: str | Path, *, device: str = "cpu", session: OnnxSessionOptions | None = None
     ) -> OnnxSentenceEncoder:
-        runtime = super().load(path, device=device, threads=threads, graph_level=graph_level)
+        runtime = super().load(path, device=device, session=session)
         if runtime.config.family != "sentence-transformers":
             raise UnknownModelError(
                 f"{str(path)!r} is an ONNX {runtime.config.family} model, not a sentence embedder",
@@ -152,9 +153,11 @@ class OnnxHeadRuntime(OnnxTextRuntime):
         self._lock = threading.Lock()
 
     @classmethod
-    def load_head(cls, path: str | Path, family: str, *, device: str = "cpu") -> OnnxHeadRuntime:
+    def load_head(
+        cls, path: str | Path, family: str, *, device: str = "cpu", session: OnnxSessionOptions | None = None
+    ) -> OnnxHeadRuntime:
         """Load ``path`` and check that it is an export of the ``family`` head the caller's task drives."""
-        runtime: OnnxHeadRuntime = cls.load(path, device=device)
+        runtime: OnnxHeadRuntime = cls.load(path, device=device, session=session)
         if runtime.config.family != family:
             raise UnknownModelError(
                 f"{str(path)!r} is an ONNX {runtime.config.family} model, not {family}",

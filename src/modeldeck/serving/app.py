@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, *, loader: SpecLoader | None = 
 
 async def _load_deck(app: FastAPI, loader: SpecLoader | None, settings: Settings) -> None:
     deck: Deck = app.state.deck
+    await run_in_threadpool(deck.choose_variants)  # before the workers are grouped by what they load
     in_process = loader is None and settings.isolation == "process"
     workers = await run_in_threadpool(deck_workers, deck.specs, settings) if in_process else {}
     # Every worker loads at once; a failure is reported below, by the model that meets it.
@@ -113,4 +114,12 @@ async def _load_deck(app: FastAPI, loader: SpecLoader | None, settings: Settings
             if app.state.stop_server is not None:
                 app.state.stop_server()
             return
-        log.info("model %s ready (%s) in %.1fs", spec.alias, deployment.model.info.name, time.perf_counter() - started)
+        info, variant = deployment.model.info, deployment.variant
+        log.info(
+            "model %s ready (%s@%s%s) in %.1fs",
+            spec.alias,
+            info.name,
+            info.version,
+            f", preferred over {variant.preferred_over} by MODELDECK_PREFER_VARIANT" if variant is not None else "",
+            time.perf_counter() - started,
+        )

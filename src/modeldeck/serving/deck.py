@@ -31,7 +31,7 @@ from ..tasks import TASKS
 from .limits import InputLimits, check_count
 from .metrics import ServerMetrics
 from .models import LocalModel, ProcessModel, ServedModel, StreamSink, WorkerProcess
-from .specs import ModelSpec, SpecLoader, load_spec
+from .specs import ModelSpec, SpecLoader, VariantChoice, load_spec, prefer_variant
 from .wire import Answer, EmbeddingAnswer, as_json
 
 __all__ = ["Deck", "Deployment", "StreamEnd", "build_model"]
@@ -49,9 +49,18 @@ class StreamEnd:
 class Deployment:
     """One served model behind its batcher: items are ``(input, options[, sink])``, outputs JSON bytes or errors."""
 
-    def __init__(self, name: str, model: ServedModel, settings: Settings, metrics: ServerMetrics) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: ServedModel,
+        settings: Settings,
+        metrics: ServerMetrics,
+        variant: VariantChoice | None = None,
+    ) -> None:
         self.name = name
         self.model = model
+        #: Set where ``MODELDECK_PREFER_VARIANT`` made this name serve a variant in place of the model it names.
+        self.variant = variant
         self.settings = settings
         self.metrics = metrics
         #: Streamed requests: started, finished, cancelled by a client that went away, and the
@@ -226,6 +235,7 @@ class Deployment:
             "version": info.version,
             "runtime": info.runtime,
             "license": info.license,
+            **({"variant": self.variant.to_dict()} if self.variant is not None else {}),
         }
 
     def detail(self) -> dict[str, Any]:
@@ -306,6 +316,8 @@ class Deck:
         self.metrics = metrics
         self.deployments: dict[str, Deployment] = {}
         self.failed: dict[str, str] = {}
+        #: Served names that ``MODELDECK_PREFER_VARIANT`` moved to a variant (``choose_variants``).
+        self.variants: dict[str, VariantChoice] = {}
         #: Served names unloaded on request: not expected to be ready until loaded again.
         self.unloaded: set[str] = set()
         self.shutting_down = False
@@ -361,11 +373,30 @@ class Deck:
             raise ServiceError(f"model {name!r} is still loading", hint="poll /readyz, then retry")
         raise UnknownModelError(f"no model named {name!r} is served here", hint=f"served models: {', '.join(names)}")
 
+    def choose_variants(self) -> None:
+        """Serve each entry that names no version by its verified fp32 ONNX variant, where
+        ``MODELDECK_PREFER_VARIANT=onnx`` asks for it and one is installed (blocking: it reads the store)."""
+        settings, _ = self._runtime_parts()
+        if not settings.prefer_variant:
+            return
+        for index, spec in enumerate(self.specs):
+            chosen, choice = prefer_variant(spec, settings)
+            if choice is not None:
+                self.specs[index] = chosen
+                self.variants[spec.alias] = choice
+                log.info(
+                    "model %s: serving %s in place of %s (MODELDECK_PREFER_VARIANT=%s)",
+                    spec.alias,
+                    choice.served,
+                    choice.preferred_over,
+                    settings.prefer_variant,
+                )
+
     async def start(self, spec: ModelSpec, worker: WorkerProcess | None = None) -> Deployment:
         """Build ``spec``'s model off the event loop (in ``worker`` if given) and start serving it under its alias."""
         settings, metrics = self._runtime_parts()
         model = await run_in_threadpool(build_model, spec, settings, self.loader, worker)
-        deployment = Deployment(spec.alias, model, settings, metrics)
+        deployment = Deployment(spec.alias, model, settings, metrics, variant=self.variants.get(spec.alias))
         await deployment.start()
         if self.shutting_down:  # the server began to stop while this model loaded: do not leave it running
             await deployment.stop()

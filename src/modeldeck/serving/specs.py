@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +19,12 @@ __all__ = [
     "AnyTask",
     "ModelSpec",
     "SpecLoader",
+    "VariantChoice",
     "WorkerGroup",
     "group_specs",
     "load_spec",
     "parse_specs",
+    "prefer_variant",
     "resolve_spec",
     "task_loader",
 ]
@@ -70,11 +72,13 @@ def parse_specs(texts: Sequence[str]) -> list[ModelSpec]:
 
 
 def load_spec(spec: ModelSpec, settings: Settings) -> AnyTask:
+    """Load one deck entry; its served name (the alias) picks its ONNX Runtime session options."""
     from .._api import load
 
+    session = settings.onnx_session(spec.alias)
     if spec.task and spec.model:
-        return load(spec.task, model=spec.model, settings=settings)
-    return load(spec.task or spec.model or spec.alias, settings=settings)
+        return load(spec.task, model=spec.model, settings=settings, onnx_session=session)
+    return load(spec.task or spec.model or spec.alias, settings=settings, onnx_session=session)
 
 
 def resolve_spec(spec: ModelSpec, settings: Settings) -> ModelInfo | None:
@@ -90,6 +94,58 @@ def resolve_spec(spec: ModelSpec, settings: Settings) -> ModelInfo | None:
         return store.resolve(name, task=name if name in TASKS else None, auto_pull=False)
     except ModelDeckError:
         return None
+
+
+@dataclass(frozen=True)
+class VariantChoice:
+    """A deck entry served by a verified variant in place of the model it names (``MODELDECK_PREFER_VARIANT``)."""
+
+    served: str  # NAME@onnx
+    preferred_over: str  # NAME@VERSION, what the entry resolves to without the preference
+
+    def to_dict(self) -> dict[str, str]:
+        return {"served": self.served, "preferred_over": self.preferred_over, "setting": "MODELDECK_PREFER_VARIANT"}
+
+
+def prefer_variant(spec: ModelSpec, settings: Settings) -> tuple[ModelSpec, VariantChoice | None]:
+    """The entry to serve for ``spec`` under ``settings.prefer_variant``, and the choice made (None: unchanged).
+
+    With ``onnx``, an entry that names no version (``embed``, ``ner:tickets``, ``all-MiniLM-L6-v2``)
+    is served by its model's ``NAME@onnx`` when that is installed and its card says ``modeldeck
+    optimize`` verified it as an fp32 variant of exactly the version the entry resolves to, for the
+    same task. An int8 variant is never chosen, and an entry that names a version is never changed.
+    Blocking: it reads the store.
+    """
+    if settings.prefer_variant != "onnx" or (spec.model is not None and "@" in spec.model):
+        return spec, None
+    original = resolve_spec(spec, settings)
+    if original is None or original.runtime == "onnxruntime":
+        return spec, None
+    task = spec.task or original.task
+    served = f"{original.name}@onnx"
+    try:
+        from ..store import ModelStore
+
+        variant = ModelStore(settings).resolve(served, task=task, auto_pull=False)
+    except ModelDeckError:
+        return spec, None
+    if not _verified_fp32(variant, f"{original.name}@{original.version}", task):
+        return spec, None
+    choice = VariantChoice(served=served, preferred_over=f"{original.name}@{original.version}")
+    return ModelSpec(spec.alias, task, served), choice
+
+
+def _verified_fp32(variant: ModelInfo, of: str, task: str) -> bool:
+    """Whether ``variant``'s card (``optimizing._optimize._store`` writes it) shows a verified fp32 export of ``of``."""
+    card = variant.card.get("variant")
+    return (
+        variant.runtime == "onnxruntime"
+        and isinstance(card, Mapping)
+        and card.get("kind") == "fp32"
+        and card.get("of") == of
+        and card.get("task") == task
+        and bool(card.get("verified_on"))
+    )
 
 
 @dataclass(frozen=True)

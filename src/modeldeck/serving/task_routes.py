@@ -83,6 +83,8 @@ async def list_models(request: Request) -> dict[str, Any]:
     for spec in deck.specs:
         deployment = deck.deployments.get(spec.alias)
         entry = deployment.describe() if deployment else {"name": spec.alias, "task": spec.task}
+        if deployment is None and spec.alias in deck.variants:  # chosen before loading, shown while it loads
+            entry["variant"] = deck.variants[spec.alias].to_dict()
         entry["ready"] = deployment is not None
         models.append(entry)
     # The same list in OpenAI's shape ("object": "list", "data"), so OpenAI clients can list models.

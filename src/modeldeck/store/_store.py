@@ -85,6 +85,13 @@ def _path_digest(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def _original(versions: Sequence[Manifest]) -> Manifest | None:
+    """The newest of ``versions`` that is not a variant ``modeldeck optimize`` made (``NAME@onnx``,
+    ``NAME@int8``, whose card has a ``variant``): a name without a version resolves to the model
+    itself, never silently to a variant (an int8 one least of all), however recently it was made."""
+    return next((m for m in versions if not isinstance(m.card.get("variant"), Mapping)), None)
+
+
 def _pull_name(manifest: Manifest) -> str:
     """What ``modeldeck models pull`` takes for this model: its name, or the repo id it was pulled by."""
     source = manifest.source
@@ -140,7 +147,12 @@ class ModelStore:
             return self._resolve_entry(entry, version or None, task, auto_pull)
         versions = self.artifacts.versions(name) if (not at or version) and "/" not in name else []
         if versions:
-            manifest = next((m for m in versions if m.version == version), None) if version else versions[0]
+            manifest = next((m for m in versions if m.version == version), None) if version else _original(versions)
+            if manifest is None and not version:
+                raise ModelNotInstalledError(
+                    f"model {name!r} has only variants made by `modeldeck optimize` installed, not the original",
+                    hint=f"name a variant to load it: {', '.join(f'{name}@{m.version}' for m in versions)}",
+                )
             if manifest is None:
                 raise ModelNotInstalledError(
                     f"model {name!r} has no version {version!r}",
@@ -198,8 +210,7 @@ class ModelStore:
     def _installed(self, name: str, version: str | None) -> Manifest | None:
         if version is not None:
             return self.artifacts.read(name, version)
-        versions = self.artifacts.versions(name)
-        return versions[0] if versions else None
+        return _original(self.artifacts.versions(name))
 
     # -- pull and import -----------------------------------------------------------------
 

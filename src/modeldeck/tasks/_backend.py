@@ -9,6 +9,10 @@ entry-point group, named ``"task/runtime"``::
 
     [modeldeck.backends]
     ner/mylib = mylib.modeldeck:MyNERBackend
+
+Load options that only one runtime understands reach only that runtime's backends: a backend
+registered for ``onnxruntime`` takes ``session=`` (``types.OnnxSessionOptions``: intra-op threads
+and graph level) in its ``load``, and ``Task.from_model`` passes it to no other.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ class Backend(Protocol):
 
     ``runtime`` reports the framework, device and memory (``runtimes.base.Runtime``);
     ``option_defaults`` are task options this family was tuned with (the caller's still win);
-    ``close`` releases what the model holds.
+    ``runtime_details`` is what ``GET /v1/models/{name}`` shows of the loaded runtime beyond its
+    name, device and memory; ``close`` releases what the model holds.
     """
 
     runtime: Runtime
@@ -44,6 +49,8 @@ class Backend(Protocol):
 
     @classmethod
     def load(cls, info: ModelInfo, *, device: str) -> Self: ...
+
+    def runtime_details(self) -> Mapping[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -55,6 +62,10 @@ class BackendBase:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+
+    def runtime_details(self) -> Mapping[str, Any]:
+        """Nothing beyond the runtime's name, device and memory, unless the backend says more."""
+        return {}
 
     def close(self) -> None:
         """Release the runtime when it can be released; the default holds only Python objects."""

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 import numpy as np
 
-from ..errors import ConfigError, OptionError
+from ..errors import ConfigError
 from ..runtimes.tensors import TensorModel, TensorSpec, fixed_batch_size
-from ..types import ModelInfo
+from ..types import ModelInfo, OnnxSessionOptions
 from ._backend import BackendBase
 from ._image_prep import KERAS_FAMILIES, KERAS_MODES, ImagePreprocessing, keras_preprocessing, parse_preprocessing
 from .classify_image import ScoreKind, card_labels, card_scores, imagenet_classes
@@ -30,10 +30,12 @@ from .tensor import (
     TensorBackend,
     TorchExportTensorBackend,
     TorchScriptTensorBackend,
+    check_load_args,
 )
 
 if TYPE_CHECKING:
     from ..runtimes.keras import KerasRuntime
+    from ..runtimes.onnx import OnnxTensorModel
     from ..runtimes.torchvision_classify import TorchvisionClassifierRuntime
 
 __all__ = [
@@ -52,14 +54,6 @@ _SIDECAR_EXAMPLE = (
     'e.g. {"labels": "imagenet", "preprocessing": {"size": 224, "resize": 256, '
     '"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}'
 )
-
-
-def check_load_args(info: ModelInfo, *, safe_mode: bool, signature: str | None) -> None:
-    """``safe_mode=False`` means something for Keras only, ``signature`` for SavedModels only."""
-    if not safe_mode and info.runtime != "keras":
-        raise OptionError(f"safe_mode applies to Keras models only, not to runtime {info.runtime!r}")
-    if signature is not None and info.runtime != "tensorflow":
-        raise OptionError(f"signature applies to TensorFlow SavedModels only, not to runtime {info.runtime!r}")
 
 
 class TorchvisionClassifier(BackendBase):
@@ -196,7 +190,11 @@ class TensorClassifier(BackendBase):
     @classmethod
     def load(cls, info: ModelInfo, *, device: str, safe_mode: bool = True, signature: str | None = None) -> Self:
         check_load_args(info, safe_mode=safe_mode, signature=signature)
-        runtime = cls.opener.open(info, device=device, safe_mode=safe_mode, signature=signature)
+        return cls.wrap(cls.opener.open(info, device=device, safe_mode=safe_mode, signature=signature), info)
+
+    @classmethod
+    def wrap(cls, runtime: TensorModel, info: ModelInfo) -> Self:
+        """The classifier over an opened runtime; the runtime is closed when its files do not fit."""
         where = f"model {info.name!r}"
         try:
             return cls.from_runtime(runtime, info.card, where=where)
@@ -319,3 +317,19 @@ class TorchExportClassifier(TensorClassifier):
 
 class OnnxClassifier(TensorClassifier):
     opener = OnnxTensorBackend
+
+    @classmethod
+    def load(
+        cls,
+        info: ModelInfo,
+        *,
+        device: str,
+        safe_mode: bool = True,
+        signature: str | None = None,
+        session: OnnxSessionOptions | None = None,
+    ) -> Self:
+        check_load_args(info, safe_mode=safe_mode, signature=signature)
+        return cls.wrap(OnnxTensorBackend.open_session(info, device=device, session=session), info)
+
+    def runtime_details(self) -> Mapping[str, Any]:
+        return {"session": cast("OnnxTensorModel", self.runtime).session_options()}

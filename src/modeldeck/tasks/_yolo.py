@@ -32,7 +32,7 @@ from .detect import Decoded, DetectOptions, SegmentOptions
 
 if TYPE_CHECKING:
     from ..images import Image
-    from ..types import ModelInfo
+    from ..types import ModelInfo, OnnxSessionOptions
 
 __all__ = ["Letterboxed", "YoloDetector", "letterbox", "nms", "parse_names"]
 
@@ -368,8 +368,12 @@ class YoloDetector(BackendBase):
         self.labels: tuple[str, ...] = self._labels(self._classes_in(self._pred_shape))
 
     @classmethod
-    def load(cls, info: ModelInfo, *, device: str) -> YoloDetector:
-        return cls(OnnxRuntime.load(info.path, device=device), card_labels=info.card.get("labels"))
+    def load(cls, info: ModelInfo, *, device: str, session: OnnxSessionOptions | None = None) -> YoloDetector:
+        runtime = OnnxRuntime.load(info.path, device=device, session=session)
+        return cls(runtime, card_labels=info.card.get("labels"))
+
+    def runtime_details(self) -> Mapping[str, Any]:
+        return {"session": self.runtime.session_options()}
 
     def _classes_in(self, shape: Sequence[int | None]) -> int | None:
         if self.layout == "plain" and shape[1] is not None:

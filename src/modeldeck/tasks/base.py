@@ -23,7 +23,7 @@ from ..errors import (
     did_you_mean,
 )
 from ..images import DEFAULT_MAX_IMAGE_PIXELS
-from ..types import ModelInfo, Result
+from ..types import ModelInfo, OnnxSessionOptions, Result
 from ._backend import Backend, BackendBase
 
 if TYPE_CHECKING:
@@ -175,12 +175,15 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
         batch_size: int | None = None,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        onnx_session: OnnxSessionOptions | None = None,
         **options: Any,
     ) -> Self:
         """Load ``info`` through the backend registered for this task and its runtime.
 
         ``options`` become the default call options, except the task's ``load_args``, which go to
         the backend's ``load``. A backend's ``option_defaults`` apply unless the caller sets them.
+        ``onnx_session`` reaches the backend (as ``session=``) only for a model of runtime
+        ``onnxruntime``; the others' backends take no such argument, so it is ignored for them.
         """
         from ..runtimes import RUNTIMES
         from . import BACKENDS
@@ -190,6 +193,8 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
         if info.runtime not in RUNTIMES:  # a backend whose package forgot to register its runtime
             raise UnknownNameError("runtime", info.runtime, RUNTIMES.names())
         load_args = {key: options.pop(key) for key in cls.load_args & options.keys()}
+        if onnx_session is not None and info.runtime == "onnxruntime":
+            load_args["session"] = onnx_session
         backend = BACKENDS.get(cls.name, info.runtime).load(info, device=device, **load_args)
         try:
             return cls(
@@ -340,7 +345,12 @@ class Task(ABC, Generic[EncT, RawT, ResT, OptT]):
         }
         runtime = self.runtime
         if runtime is not None:
-            out["runtime"] = {"name": runtime.name, "device": runtime.device, "memory_bytes": runtime.memory_bytes()}
+            out["runtime"] = {
+                "name": runtime.name,
+                "device": runtime.device,
+                "memory_bytes": runtime.memory_bytes(),
+                **(self.backend.runtime_details() if self.backend is not None else {}),
+            }
         return out
 
     def close(self) -> None:

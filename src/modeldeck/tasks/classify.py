@@ -16,13 +16,15 @@ from pydantic import Field, StrictBool
 
 from ..errors import OptionError
 from ..runtimes.base import Runtime
-from ..types import ModelInfo
+from ..types import ModelInfo, OnnxSessionOptions
 from ._backend import Backend, BackendBase
 from .base import Options, Task, TransformersHead, check_text
 from .results import _pyarrow
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from ..runtimes.onnx_text import OnnxHeadRuntime
 
 __all__ = [
     "ClassifyBackend",
@@ -159,11 +161,16 @@ class SequenceClassificationHead(TransformersHead):
 class OnnxSequenceClassifier(BackendBase):
     """A sequence-classification head exported by ``modeldeck.optimize`` (``NAME@onnx``, ``NAME@int8``)."""
 
+    runtime: OnnxHeadRuntime
+
     @classmethod
-    def load(cls, info: ModelInfo, *, device: str) -> Self:
+    def load(cls, info: ModelInfo, *, device: str, session: OnnxSessionOptions | None = None) -> Self:
         from ..runtimes.onnx_text import OnnxHeadRuntime
 
-        return cls(OnnxHeadRuntime.load_head(info.path, "sequence-classification", device=device))
+        return cls(OnnxHeadRuntime.load_head(info.path, "sequence-classification", device=device, session=session))
+
+    def runtime_details(self) -> Mapping[str, Any]:
+        return {"session": self.runtime.session_options()}
 
 
 class AwdLstmClassifier(BackendBase):

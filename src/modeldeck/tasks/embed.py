@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import numpy as np
 from pydantic import Field, StrictBool
 
-from ..types import ModelInfo
+from ..types import ModelInfo, OnnxSessionOptions
 from ._backend import BackendBase
 from ._chunking import token_chunks
 from ._deadline import check_deadline
@@ -73,10 +73,13 @@ class OnnxEmbedder(BackendBase):
     runtime: OnnxSentenceEncoder
 
     @classmethod
-    def load(cls, info: ModelInfo, *, device: str) -> Self:
+    def load(cls, info: ModelInfo, *, device: str, session: OnnxSessionOptions | None = None) -> Self:
         from ..runtimes.onnx_text import OnnxSentenceEncoder
 
-        return cls(OnnxSentenceEncoder.load(info.path, device=device))
+        return cls(OnnxSentenceEncoder.load(info.path, device=device, session=session))
+
+    def runtime_details(self) -> Mapping[str, Any]:
+        return {"session": self.runtime.session_options()}
 
 
 class EmbedTask(Task[_Chunks, tuple[np.ndarray, int], Embedding, EmbedOptions]):

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ..errors import OptionError
-from ..types import ModelInfo
+from ..types import ModelInfo, OnnxSessionOptions
 from ._backend import Backend, BackendBase
 from ._chunking import merge_windows, plan_windows
 from ._spacy import SpacyText, pipe_pieces, split_for_spacy
@@ -18,6 +18,7 @@ from .base import Options, Task, check_text
 from .results import Entity, NERResult
 
 if TYPE_CHECKING:
+    from ..runtimes.onnx_text import OnnxHeadRuntime
     from ..runtimes.spacy import SpacyRuntime
     from ..runtimes.transformers import TokenizedText, TransformersRuntime
 
@@ -195,11 +196,17 @@ class TokenClassificationNER(BackendBase):
 class OnnxTokenClassificationNER(TokenClassificationNER):
     """A token-classification head exported by ``modeldeck.optimize``: the same windows, merging and decoding."""
 
+    runtime: OnnxHeadRuntime  # type: ignore[assignment]  # it answers what TransformersRuntime answers for NER
+
     @classmethod
-    def load(cls, info: ModelInfo, *, device: str) -> Self:
+    def load(cls, info: ModelInfo, *, device: str, session: OnnxSessionOptions | None = None) -> Self:
         from ..runtimes.onnx_text import OnnxHeadRuntime
 
-        return cls(OnnxHeadRuntime.load_head(info.path, "token-classification", device=device))  # type: ignore[arg-type]
+        head = OnnxHeadRuntime.load_head(info.path, "token-classification", device=device, session=session)
+        return cls(head)  # type: ignore[arg-type]
+
+    def runtime_details(self) -> Mapping[str, Any]:
+        return {"session": self.runtime.session_options()}
 
 
 @dataclass(frozen=True, slots=True)

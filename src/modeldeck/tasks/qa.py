@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field, StrictBool
 
 from ..errors import InputTooLargeError, InputTypeError, OptionError
-from ..types import ModelInfo
+from ..types import ModelInfo, OnnxSessionOptions
 from ._backend import BackendBase
 from ._qa_spans import best_spans
 from .base import Options, Task, TransformersHead, check_text
@@ -24,6 +24,7 @@ from .results import _pyarrow
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from ..runtimes.onnx_text import OnnxHeadRuntime
     from ..runtimes.transformers import QAWindows, TransformersRuntime
 
 __all__ = ["Answer", "QAOptions", "QAResult", "QATask", "QuestionAnsweringHead"]
@@ -188,11 +189,16 @@ class QuestionAnsweringHead(TransformersHead):
 class OnnxQuestionAnswering(BackendBase):
     """An extractive QA head exported by ``modeldeck.optimize``: the same windows and span decoding."""
 
+    runtime: OnnxHeadRuntime
+
     @classmethod
-    def load(cls, info: ModelInfo, *, device: str) -> Self:
+    def load(cls, info: ModelInfo, *, device: str, session: OnnxSessionOptions | None = None) -> Self:
         from ..runtimes.onnx_text import OnnxHeadRuntime
 
-        return cls(OnnxHeadRuntime.load_head(info.path, "question-answering", device=device))
+        return cls(OnnxHeadRuntime.load_head(info.path, "question-answering", device=device, session=session))
+
+    def runtime_details(self) -> Mapping[str, Any]:
+        return {"session": self.runtime.session_options()}
 
 
 class QATask(Task[_Encoded, list[tuple[np.ndarray, np.ndarray]], QAResult, QAOptions]):

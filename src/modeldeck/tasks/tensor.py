@@ -9,7 +9,7 @@ and a model exported with a fixed batch size runs that many examples per call.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 from pydantic import Field
@@ -25,10 +25,13 @@ from ..errors import (
     TensorShapeError,
 )
 from ..runtimes.tensors import STRING, TensorModel, TensorSpec, fixed_batch_size, signature_dict
-from ..types import ModelInfo
+from ..types import ModelInfo, OnnxSessionOptions
 from ._backend import BackendBase
 from .base import InputKind, Options, Task
 from .tensor_results import TensorResult
+
+if TYPE_CHECKING:
+    from ..runtimes.onnx import OnnxTensorModel
 
 __all__ = [
     "KerasTensorBackend",
@@ -54,6 +57,14 @@ class TensorOptions(Options):
 # -- backends: one per runtime, all the same shape ---------------------------------------------
 
 
+def check_load_args(info: ModelInfo, *, safe_mode: bool, signature: str | None) -> None:
+    """``safe_mode=False`` means something for Keras only, ``signature`` for SavedModels only."""
+    if not safe_mode and info.runtime != "keras":
+        raise OptionError(f"safe_mode applies to Keras models only, not to runtime {info.runtime!r}")
+    if signature is not None and info.runtime != "tensorflow":
+        raise OptionError(f"signature applies to TensorFlow SavedModels only, not to runtime {info.runtime!r}")
+
+
 class TensorBackend(BackendBase):
     """A tensor model of one runtime, with the signature the task checks inputs against.
 
@@ -71,10 +82,7 @@ class TensorBackend(BackendBase):
 
     @classmethod
     def load(cls, info: ModelInfo, *, device: str, safe_mode: bool = True, signature: str | None = None) -> Self:
-        if not safe_mode and info.runtime != "keras":
-            raise OptionError(f"safe_mode applies to Keras models only, not to runtime {info.runtime!r}")
-        if signature is not None and info.runtime != "tensorflow":
-            raise OptionError(f"signature applies to TensorFlow SavedModels only, not to runtime {info.runtime!r}")
+        check_load_args(info, safe_mode=safe_mode, signature=signature)
         return cls(cls.open(info, device=device, safe_mode=safe_mode, signature=signature), info.card)
 
     @classmethod
@@ -133,11 +141,33 @@ class TorchExportTensorBackend(TensorBackend):
 
 
 class OnnxTensorBackend(TensorBackend):
+    runtime: OnnxTensorModel
+
+    @classmethod
+    def load(
+        cls,
+        info: ModelInfo,
+        *,
+        device: str,
+        safe_mode: bool = True,
+        signature: str | None = None,
+        session: OnnxSessionOptions | None = None,
+    ) -> Self:
+        check_load_args(info, safe_mode=safe_mode, signature=signature)
+        return cls(cls.open_session(info, device=device, session=session), info.card)
+
     @classmethod
     def open(cls, info: ModelInfo, *, device: str, safe_mode: bool, signature: str | None) -> TensorModel:
+        return cls.open_session(info, device=device, session=None)
+
+    @staticmethod
+    def open_session(info: ModelInfo, *, device: str, session: OnnxSessionOptions | None) -> OnnxTensorModel:
         from ..runtimes.onnx import OnnxTensorModel
 
-        return OnnxTensorModel.load(info.path, device=device)
+        return OnnxTensorModel.load(info.path, device=device, session=session)
+
+    def runtime_details(self) -> Mapping[str, Any]:
+        return {"session": self.runtime.session_options()}
 
 
 # -- checking one example against the signature ------------------------------------------------

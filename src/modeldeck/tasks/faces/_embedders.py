@@ -21,7 +21,8 @@ from .._backend import Backend, BackendBase
 
 if TYPE_CHECKING:
     from ...runtimes.dlib import DlibRuntime
-    from ...types import ModelInfo
+    from ...runtimes.onnx import OnnxRuntime
+    from ...types import ModelInfo, OnnxSessionOptions
     from ._detectors import FoundFace
 
 __all__ = ["DlibEmbedder", "FaceEmbedder", "FacenetEmbedder", "OnnxEmbedder", "distance", "match_confidence"]
@@ -172,6 +173,8 @@ class OnnxEmbedder(_ChipEmbedder):
     output, default true).
     """
 
+    runtime: OnnxRuntime
+
     def __init__(self, runtime: Any, card: Mapping[str, Any], where: str) -> None:
         super().__init__(runtime)
         missing = [k for k in ("mean", "std", "color", "metric", "threshold") if k not in card]
@@ -210,14 +213,20 @@ class OnnxEmbedder(_ChipEmbedder):
         self.dtype = spec.dtype if spec.dtype is not None else np.dtype(np.float32)
 
     @classmethod
-    def load(cls, info: ModelInfo, *, device: str, detector: str = "hog") -> Self:
+    def load(
+        cls, info: ModelInfo, *, device: str, detector: str = "hog", session: OnnxSessionOptions | None = None
+    ) -> Self:
         from ...runtimes.dlib import face_models_dir
         from ...runtimes.onnx import OnnxRuntime
 
         aligner = _aligner(face_models_dir(), device, detector)
-        embedder = cls(OnnxRuntime.load(Path(info.path), device=device), _card(info), repr(info.name))
+        runtime = OnnxRuntime.load(Path(info.path), device=device, session=session)
+        embedder = cls(runtime, _card(info), repr(info.name))
         embedder.aligner = aligner
         return embedder
+
+    def runtime_details(self) -> Mapping[str, Any]:
+        return {"session": self.runtime.session_options()}
 
     def run(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         batch = np.stack([np.asarray(c, dtype=np.float32) for c in chips])
