@@ -8,8 +8,10 @@ more in a worker that imports transformers' model code (which imports triton). A
 read-only private file mapping that was never written is the file's own page from the page
 cache: unmapping it (``madvise(MADV_DONTNEED)``) changes nothing the process can observe, the
 page stays in the page cache (reclaimable, shared with whoever else maps it), and the next access
-maps it again from there (a minor fault, no disk read). A mapping that holds any written
-(copy-on-write) page is left alone: ``MADV_DONTNEED`` would throw the write away.
+maps it again from there (a minor fault while the page is cached). A mapping that holds any
+written (copy-on-write) page is left alone: ``MADV_DONTNEED`` would throw the write away. The
+ranges are read first and dropped after, so this runs where no library is being unloaded (the
+fork server after its imports, a worker between loading and serving).
 
 Python's ``mmap.madvise`` only reaches maps Python made itself, so ``madvise`` is called through
 ctypes; where there is no ``/proc/self/smaps`` or no C library exporting it, nothing is done.
@@ -21,7 +23,7 @@ import ctypes
 
 __all__ = ["drop_library_pages", "library_mappings"]
 
-_MADV_DONTNEED = 4  # <sys/mman.h>, the same on every Linux architecture
+_MADV_DONTNEED = 4  # <sys/mman.h> on x86, Arm, POWER, RISC-V and s390
 _WRITTEN = ("Private_Dirty:", "Shared_Dirty:", "Anonymous:")
 
 
@@ -58,13 +60,16 @@ def library_mappings(smaps: str = "/proc/self/smaps") -> list[tuple[int, int]]:
 
 def drop_library_pages() -> int:
     """Unmap the resident pages of read-only shared-library mappings; the bytes of mappings dropped."""
+    ranges = library_mappings()
+    if not ranges:
+        return 0  # no /proc (not Linux), or nothing to drop
     try:
         madvise = ctypes.CDLL(None, use_errno=True).madvise
     except (OSError, AttributeError):
         return 0
     madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     dropped = 0
-    for start, end in library_mappings():
+    for start, end in ranges:
         if madvise(start, end - start, _MADV_DONTNEED) == 0:
             dropped += end - start
     return dropped
