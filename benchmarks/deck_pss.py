@@ -1,14 +1,17 @@
 """Where a running deck's memory goes: PSS per process and per kind of mapping.
 
-    python benchmarks/deck_pss.py SERVER_PID [--json]
+    python benchmarks/deck_pss.py SERVER_PID [--url http://127.0.0.1:8000] [--json]    (as root)
 
-Walks the server and every descendant (fork server, workers, resource tracker) and sums each
-process's mappings (psutil's ``memory_maps(grouped=True)``, that is ``/proc/PID/smaps`` by path)
-into kinds: anonymous memory (the Python heap, malloc arenas, tensors, tokenizers' Rust heap),
-torch's own libraries, the CUDA libraries the CUDA build of torch loads even on a CPU machine
-(``nvidia/*``, ``libtorch_cuda``, triton), other native libraries, model files mapped from disk
-and other files. Anonymous memory is split into what the process holds alone (private) and its
-share of pages still shared with the fork server and its siblings (copy-on-write, untouched).
+Walks the server and every descendant (fork server, workers, resource tracker), reads the
+physical page behind every resident page of each (``/proc/PID/maps`` and ``/proc/PID/pagemap``),
+and divides each page among the deck's processes that map it (see ``deck_pss``). Each process's
+share is summed by kind of mapping: anonymous memory (the Python heap, malloc arenas, tensors,
+tokenizers' Rust heap) that it holds alone ("anon private") or shares with the fork server and
+its siblings ("anon shared": copy-on-write pages nobody wrote), torch's own libraries, the CUDA
+libraries the CUDA build of torch loads even on a CPU machine (``nvidia/*``, ``libtorch_cuda``,
+triton), other native libraries, model files mapped from disk and other files. psutil's
+``memory_maps()`` gives the kernel's PSS, which also divides pages with processes outside the
+deck, so the frames are read here. ``--url`` names each worker by the models it serves.
 ``deck_memory.py`` prints the same breakdown after its load.
 """
 
