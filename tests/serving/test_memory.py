@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import mmap
 import multiprocessing
@@ -10,12 +11,17 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from modeldeck.config import Settings
 from modeldeck.serving._memory import drop_library_pages, library_mappings
-from modeldeck.serving.models import worker_context
+from modeldeck.serving.models import ProcessModel, WorkerProcess, worker_context
+from modeldeck.serving.specs import ModelSpec
+
+from ..support import EchoTask, echo_info
 
 _SMAPS = """\
 7f0000000000-7f0000004000 r-xp 00000000 fe:00 1 /venv/lib/libcublasLt.so.13
@@ -143,3 +149,31 @@ def test_the_fork_server_settles_last(monkeypatch):
     out = json.loads(done.stdout)
     assert out["frozen"] > 0  # the collector leaves the preloaded objects (and their pages) alone
     assert out["after"] < out["before"] / 4, out  # numpy's and Python's library pages, unmapped
+
+
+class ResidentTask(EchoTask):
+    """Answers each input with the KiB of read-only library pages its worker has mapped right now."""
+
+    def forward(self, batch: Sequence[str]) -> list[str]:
+        return [str(_resident_kib(library_mappings())) for _ in batch]
+
+
+def resident_loader(spec: ModelSpec, settings: Settings) -> ResidentTask:
+    import scipy.linalg  # a library the fork server did not preload: loading touches its pages
+
+    scipy.linalg.lu(np.eye(64) * 2.0)
+    info = dataclasses.replace(echo_info(), card={"at_load": _resident_kib(library_mappings())})
+    return ResidentTask(info, batch_size=settings.max_batch_size, max_text_chars=settings.max_text_chars)
+
+
+def test_a_worker_unmaps_the_library_pages_its_load_touched(tmp_path):
+    settings = Settings.from_env({}, home=tmp_path, models=("a",))
+    spec = ModelSpec("resident", None, "echo")
+    worker = WorkerProcess([spec], settings, loader=resident_loader, context=worker_context("forkserver", []))
+    model = ProcessModel(spec, settings, worker=worker)
+    model.start()
+    try:
+        serving = int(json.loads(model.run_batch([("now", {})])[0])["text"])
+    finally:
+        model.close()
+    assert serving < model.info.card["at_load"] / 2, (model.info.card["at_load"], serving)

@@ -285,10 +285,8 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server decides
     loaded = _load_group(specs, settings, loader)
     tasks = {alias: task for alias, task in loaded.items() if not isinstance(task, str)}
-    # The loaded models live as long as the worker: later collections need not walk (or write to)
-    # them. Loading also touched pages of libraries (CUDA's, triton's) that serving never runs.
+    # The loaded models live as long as the worker: later collections need not walk (or write to) them.
     gc.freeze()
-    drop_library_pages()
     # The options class travels by reference (module and name), so the server can check options early.
     conn.send(
         {
@@ -300,6 +298,9 @@ def _worker_main(
     )
     if not tasks:
         return
+    # Loading touched pages of libraries (CUDA's, triton's) that serving never runs; unmapped once
+    # the server knows the models are ready, so readiness does not wait for it.
+    drop_library_pages()
     while True:
         try:
             message = conn.recv()
