@@ -53,6 +53,7 @@ from ..runtimes.base import size_thread_pools
 from ..tasks._deadline import deadline_scope
 from ..tasks.base import Options, Task, option_error
 from ..types import ModelInfo
+from ._memory import drop_library_pages
 from .specs import ModelSpec, group_specs, load_spec
 from .wire import Answer, encode_result
 
@@ -284,6 +285,8 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server decides
     loaded = _load_group(specs, settings, loader)
     tasks = {alias: task for alias, task in loaded.items() if not isinstance(task, str)}
+    # The loaded models live as long as the worker: later collections need not walk (or write to) them.
+    gc.freeze()
     # The options class travels by reference (module and name), so the server can check options early.
     conn.send(
         {
@@ -295,6 +298,9 @@ def _worker_main(
     )
     if not tasks:
         return
+    # Loading touched pages of libraries (CUDA's, triton's) that serving never runs; unmapped once
+    # the server knows the models are ready, so readiness does not wait for it.
+    drop_library_pages()
     while True:
         try:
             message = conn.recv()
@@ -311,6 +317,7 @@ def _worker_main(
         conn.send([_error_to_wire(out) if isinstance(out, ModelDeckError) else out for out in outputs])
 
 
+_SETTLE = __name__.rpartition(".")[0] + "._settle"  # the fork server's last import
 _POLL_S = 0.05  # how often a running batch's worker is checked against its budgets
 _BUDGET_HINT = (
     "send a smaller input, or raise timeout_ms, MODELDECK_WORKER_GRACE_S or MODELDECK_WORKER_MAX_RSS_MB; "
@@ -341,12 +348,14 @@ def worker_context(start: str = "forkserver", preload: Sequence[str] = ()) -> Ba
     their own fork handlers take down before each fork; torch's intra-op pool is created in the
     worker, on its first operation, sized as a spawned worker's would be. Python keeps one fork
     server per process, started on first use, so the first deck of a process decides its preload
-    list; a module missing there is imported by the worker that needs it.
+    list; a module missing there is imported by the worker that needs it. The fork server imports
+    ``_settle`` last: it freezes the collector and unmaps the library pages the imports touched
+    once (``_memory.drop_library_pages``), so no worker inherits them.
     """
     if start == "spawn":
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(preload))
+    context.set_forkserver_preload([*preload, _SETTLE])
     return context
 
 
