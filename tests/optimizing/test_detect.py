@@ -135,6 +135,36 @@ def test_loading_the_variant_needs_no_torch(report: OptimizeReport, home: Path) 
 
 
 @slow
+def test_the_variant_is_served_like_any_model(report: OptimizeReport, home: Path, live) -> None:
+    import io
+
+    import httpx
+    from PIL import Image
+
+    from modeldeck.serving import create_app
+
+    from ..support import LiveServer
+
+    settings = Settings.from_env({}, home=home, models=("tiny-faster@onnx",), isolation="thread")
+    server = LiveServer(create_app(settings)).start()
+    live.append(server)
+    server.wait_ready()
+    listed = json.dumps(httpx.get(f"{server.url}/v1/models", timeout=30).json())
+    assert "tiny-faster@onnx" in listed and "onnxruntime" in listed
+    image = builtin_scenes(1, seed=9)[0]
+    png = io.BytesIO()
+    Image.fromarray(image).save(png, format="PNG")
+    answer = httpx.post(
+        f"{server.url}/v1/models/tiny-faster@onnx/predict",
+        files=[("image", ("scene.png", png.getvalue(), "image/png"))],
+        data={"options": json.dumps({"confidence": 0.05})},
+        timeout=60,
+    ).json()
+    expected = modeldeck.load("detect", model="tiny-faster@onnx", settings=Settings(home=home))(image, confidence=0.05)
+    assert answer["version"] == "onnx" and answer["outputs"] == [expected.to_dict()]
+
+
+@slow
 def test_a_variant_of_another_model_is_refused_with_its_figures(
     source: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
