@@ -20,11 +20,12 @@ from modeldeck.optimizing._compare import COMPARE
 from modeldeck.optimizing._sample import builtin_scenes
 from modeldeck.runtimes import onnx_export
 from modeldeck.runtimes.onnx_export import resized_size
+from modeldeck.runtimes.torchvision import save_model_folder
 from modeldeck.store import ModelStore
 from modeldeck.tasks._rcnn_onnx import OnnxRCNNDetector, select
 from modeldeck.tasks.detect import DetectOptions
 
-from ..vision.rcnn_models import write_folder
+from ..vision.rcnn_models import TINY, random_state, write_folder
 
 # One export, a 24-scene verification and the timing: 15 s on two idle cores, about a minute on a busy box.
 pytestmark = pytest.mark.timeout(900)
@@ -232,7 +233,11 @@ def test_selection_equals_torchvisions_postprocess_detections() -> None:
 @slow
 def test_a_mask_rcnn_v2_exports_for_detect_and_answers_as_torch(tmp_path: Path) -> None:
     # The v2 heads (conv box head, BatchNorm) and a Mask R-CNN: exported without its mask head, for detect.
-    folder = write_folder(tmp_path / "src", "maskrcnn_resnet50_fpn_v2", seed=4)
+    # Up to 1000 proposals, so that the RPN keeps a different number for each image (the axis is dynamic).
+    architecture = "maskrcnn_resnet50_fpn_v2"
+    config = {**TINY, "rpn_pre_nms_top_n_test": 1000, "rpn_post_nms_top_n_test": 1000}
+    state = random_state(architecture, seed=4)
+    folder = save_model_folder(state, tmp_path / "src", architecture=architecture, config=config)
     onnx_export.export_torchvision_detector(folder, {}, tmp_path / "onnx")
     settings = Settings(home=tmp_path / "home")
     store = ModelStore(settings)
@@ -244,5 +249,12 @@ def test_a_mask_rcnn_v2_exports_for_detect_and_answers_as_torch(tmp_path: Path) 
     for a, b in zip([original([x], confidence=0.05)[0] for x in images], variant(images, confidence=0.05), strict=True):
         assert len(a) > 0
         _assert_same(a, b)
+    proposals = set()
+    for image in images:
+        size = resized_size(image.shape[:2], TINY["min_size"], TINY["max_size"])
+        pixels = image.transpose(2, 0, 1).astype(np.float32) / 255
+        feeds = {"image": pixels, "resized": np.zeros((*size, 0), np.float32)}
+        proposals.add(variant.detector.runtime.run(feeds)[0].shape[0])
+    assert len(proposals) == len(images) and max(proposals) < 1000, proposals
     with pytest.raises(UnknownModelError, match="does not serve task 'segment'"):
         modeldeck.load("segment", model="tiny-mask@onnx", settings=settings)
