@@ -56,10 +56,10 @@ def report(home: Path) -> OptimizeReport:
 
 def _sizes() -> list[np.ndarray]:
     # Sizes unlike the export's 240 x 320 sample, tall and wide, that the transform resizes to different
-    # shapes (64 x 96, 96 x 14, ...), and 436 x 174, where a float32 size computation would lose a pixel.
+    # shapes (38 x 96, 96 x 14, 64 x 64, 64 x 86); at 174 x 436 a float32 size computation would lose a pixel.
     rng = np.random.default_rng(7)
-    scenes = builtin_scenes(6, seed=11)
-    sizes = [(174, 436), (440, 67), (64, 64), (333, 500), (97, 131), (480, 200)]
+    scenes = builtin_scenes(4, seed=11)
+    sizes = [(174, 436), (440, 67), (64, 64), (97, 131)]
     out = []
     for scene, (h, w) in zip(scenes, sizes, strict=True):
         image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
