@@ -24,7 +24,8 @@ graphs. ``detect`` builds a random-weight Faster R-CNN ResNet-50 FPN at torchvis
 (shorter side 800, longer at most 1333), exports it with ``runtimes.onnx_export.
 export_torchvision_detector`` (what ``modeldeck optimize detect`` stores), and times ``detect``
 over the same 640 x 480 images through the torch back-end (one batch) and the ONNX one,
-interleaved round by round (best round of each); it checks the two answer alike on those images. Results go to .bench/optimize-<what>.json.
+interleaved round by round (best round of each); it checks the two answer alike on those
+images. Results go to .bench/optimize-<what>.json.
 """
 
 from __future__ import annotations

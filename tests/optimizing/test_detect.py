@@ -24,6 +24,7 @@ from modeldeck.runtimes.torchvision import save_model_folder
 from modeldeck.store import ModelStore
 from modeldeck.tasks._rcnn_onnx import OnnxRCNNDetector, select
 from modeldeck.tasks.detect import DetectOptions
+from modeldeck.types import OnnxSessionOptions
 
 from ..vision.rcnn_models import TINY, random_state, write_folder
 
@@ -103,6 +104,10 @@ def test_onnx_answers_equal_torch_on_other_sizes_and_every_option(report: Optimi
     original = modeldeck.load("detect", model="tiny-faster@1", settings=settings)
     variant = modeldeck.load("detect", model="tiny-faster@onnx", settings=settings)
     assert isinstance(variant.detector, OnnxRCNNDetector) and variant.info.runtime == "onnxruntime"
+    one_thread = modeldeck.load(
+        "detect", model="tiny-faster@onnx", settings=settings, onnx_session=OnnxSessionOptions(threads=1)
+    )
+    assert one_thread.describe()["runtime"]["session"]["intra_op_threads"] == 1  # the deck's session options reach it
     assert variant.labels == original.labels and variant.default_options == original.default_options
     images = _sizes()
     names = original.labels

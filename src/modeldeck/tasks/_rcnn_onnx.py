@@ -34,7 +34,7 @@ from .detect import Decoded, DetectOptions
 
 if TYPE_CHECKING:
     from ..images import Image
-    from ..types import ModelInfo
+    from ..types import ModelInfo, OnnxSessionOptions
 
 __all__ = ["OnnxDetector", "OnnxRCNNDetector", "Resized", "select"]
 
@@ -115,8 +115,11 @@ class OnnxRCNNDetector(BackendBase):
         self.has_masks = False
 
     @classmethod
-    def load(cls, info: ModelInfo, *, device: str) -> OnnxRCNNDetector:
-        return cls(OnnxRuntime.load(info.path, device=device))
+    def load(cls, info: ModelInfo, *, device: str, session: OnnxSessionOptions | None = None) -> OnnxRCNNDetector:
+        return cls(OnnxRuntime.load(info.path, device=device, session=session))
+
+    def runtime_details(self) -> Mapping[str, Any]:
+        return {"session": self.runtime.session_options()}
 
     def prepare(self, image: Image, options: DetectOptions) -> Resized:
         # What TorchvisionRuntime.to_tensor gives: (3, H, W) float32 in [0, 1]; the graph normalises and resizes.
@@ -163,8 +166,10 @@ class OnnxDetector(BackendBase):
     """
 
     @classmethod
-    def load(cls, info: ModelInfo, *, device: str) -> OnnxRCNNDetector | YoloDetector:
-        runtime = OnnxRuntime.load(info.path, device=device)
+    def load(
+        cls, info: ModelInfo, *, device: str, session: OnnxSessionOptions | None = None
+    ) -> OnnxRCNNDetector | YoloDetector:
+        runtime = OnnxRuntime.load(info.path, device=device, session=session)
         if runtime.metadata.get(FAMILY_KEY) == RCNN_FAMILY:
             return OnnxRCNNDetector(runtime)
         return YoloDetector(runtime, card_labels=info.card.get("labels"))
