@@ -5,6 +5,7 @@
     python benchmarks/optimize.py served     [--duration 20]              # embed@onnx and @int8 served vs raw torch
     python benchmarks/optimize.py static     [--rounds 3]                 # static (calibrated) vs dynamic int8
     python benchmarks/optimize.py fusion     [--rounds 3]                 # onnxruntime's transformer fusions
+    python benchmarks/optimize.py detect     [--images 4] [--rounds 3]    # Faster R-CNN: torch vs its ONNX variant
 
 Each command first makes the variants with ``modeldeck.optimize("embed", int8=True)`` in a
 fresh store (under .bench/optimize-home, reused by later commands), so the int8 variant is the
@@ -19,7 +20,12 @@ int8 on accuracy and speed: the measurement behind optimize making only dynamic 
 ``fusion`` exports the encoder again with eager attention (the form onnxruntime's BERT fusions
 recognise), fuses it (Attention, SkipLayerNormalization, BiasGelu) and times fp32 and per-channel
 int8 (QAttention) with and without the fusions: the measurement behind optimize exporting plain
-graphs. Results go to .bench/optimize-<what>.json.
+graphs. ``detect`` builds a random-weight Faster R-CNN ResNet-50 FPN at torchvision's own sizes
+(shorter side 800, longer at most 1333), exports it with ``runtimes.onnx_export.
+export_torchvision_detector`` (what ``modeldeck optimize detect`` stores), and times ``detect``
+over the same 640 x 480 images through the torch back-end (one batch) and the ONNX one,
+interleaved round by round (best round of each); it checks the two answer alike on those
+images. Results go to .bench/optimize-<what>.json.
 """
 
 from __future__ import annotations
@@ -282,9 +288,55 @@ def run_fusion(rounds: int) -> dict[str, Any]:
     return result
 
 
+def run_detect(count: int, rounds: int) -> dict[str, Any]:
+    import numpy as np
+    from PIL import Image
+
+    from modeldeck import ModelStore, Settings, load
+    from modeldeck.optimizing._compare import COMPARE
+    from modeldeck.optimizing._sample import builtin_scenes
+    from modeldeck.runtimes.onnx_export import export_torchvision_detector
+    from modeldeck.runtimes.torchvision import build_model, save_model_folder
+
+    home, arch = HOME / "detect", "fasterrcnn_resnet50_fpn"
+    settings = Settings(home=home)
+    store = ModelStore(settings)
+    if not (home / "onnx" / "model.onnx").is_file():
+        import torch
+
+        torch.manual_seed(0)
+        folder = save_model_folder(build_model(arch, 91), home / "src", architecture=arch)
+        export_torchvision_detector(folder, {}, home / "onnx")
+        store.import_model(folder, "bench-frcnn", version="1")
+        store.import_model(home / "onnx", "bench-frcnn", version="onnx", tasks=("detect",), runtime="onnxruntime")
+    torch_task = load("detect", model="bench-frcnn@1", settings=settings)
+    onnx_task = load("detect", model="bench-frcnn@onnx", settings=settings)
+    images = [np.asarray(Image.fromarray(s).resize((640, 480))) for s in builtin_scenes(count, seed=2)]
+    reference = torch_task(images, confidence=0.05)
+    agreement = COMPARE["detect"](reference, onnx_task(images, confidence=0.05))
+    agreement["boxes"] = sum(len(r) for r in reference)
+    fns = {"torch": lambda: torch_task(images), "onnx": lambda: onnx_task(images)}
+    times = best_times(list(fns.values()), rounds)
+    rates = {name: count / t for name, t in zip(fns, times, strict=True)}
+    load_average = os.getloadavg()[0]
+    print(f"{arch} (random weights, 800 / 1333), {count} images of 640 x 480, best of {rounds} interleaved rounds")
+    print(f"  torch detect (one batch)    {rates['torch']:6.2f} images/s")
+    print(f"  onnx detect (image by image) {rates['onnx']:6.2f} images/s  {rates['onnx'] / rates['torch']:5.2f}x torch")
+    print(f"  agreement at confidence 0.05: {agreement}; load average {load_average:.1f}")
+    return {
+        "images": count,
+        "rounds": rounds,
+        "images_per_s": rates,
+        "onnx_over_torch": rates["onnx"] / rates["torch"],
+        "agreement": agreement,
+        "load_average": load_average,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["throughput", "coldstart", "served", "static", "fusion"])
+    parser.add_argument("what", choices=["throughput", "coldstart", "served", "static", "fusion", "detect"])
+    parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--texts", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--duration", type=float, default=20.0)
@@ -292,6 +344,8 @@ def main() -> None:
     HOME.mkdir(parents=True, exist_ok=True)
     if args.what == "throughput":
         result = run_throughput(args.texts, args.rounds or 5)
+    elif args.what == "detect":
+        result = run_detect(args.images, args.rounds or 3)
     elif args.what == "coldstart":
         result = run_coldstart(args.rounds or 3)
     elif args.what == "fusion":

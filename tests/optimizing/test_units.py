@@ -9,10 +9,11 @@ from modeldeck.config import Settings
 from modeldeck.errors import ConfigError, ModelNotInstalledError, OptionError, UnknownNameError
 from modeldeck.optimizing import Budget, optimize
 from modeldeck.optimizing._compare import COMPARE, judge
-from modeldeck.optimizing._sample import builtin_texts
+from modeldeck.optimizing._sample import builtin_scenes, builtin_texts
 from modeldeck.store import ModelStore
 from modeldeck.tasks.classify import ClassifyResult, Label
 from modeldeck.tasks.results import Embedding, Entity, NERResult
+from modeldeck.tasks.vision_results import DetectResult
 
 
 def test_judge_names_each_figure_below_the_budget() -> None:
@@ -34,7 +35,7 @@ def test_a_bad_budget_is_refused_with_the_valid_keys() -> None:
 
 
 def test_unknown_task_lists_the_ones_optimize_exports() -> None:
-    with pytest.raises(UnknownNameError, match="classify, classify-image, embed, ner, qa"):
+    with pytest.raises(UnknownNameError, match="classify, classify-image, detect, embed, ner, qa"):
         optimize("parse")
 
 
@@ -74,3 +75,39 @@ def test_a_missing_variant_names_the_installed_version(tmp_path) -> None:
     store = ModelStore(Settings(home=tmp_path))
     with pytest.raises(ModelNotInstalledError, match="all-MiniLM-L6-v2@onnx"):
         store.resolve("embed@onnx")
+
+
+def _detections(*rows: tuple[float, float, float, float, float, int]) -> DetectResult:
+    array = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    ids = array[:, 5].astype(np.int64)
+    return DetectResult.from_arrays(array[:, :4], array[:, 4], ids, [f"c{i}" for i in ids], (100, 100))
+
+
+def test_detect_comparison_matches_boxes_of_the_same_class() -> None:
+    a = _detections((10, 10, 50, 50, 0.9, 1), (60, 60, 90, 90, 0.5, 2))
+    shifted = _detections((10, 10, 50, 51, 0.89, 1), (60, 60, 90, 90, 0.5, 2))  # IoU 40 / 41
+    figures = COMPARE["detect"]([a, a], [shifted, a])
+    assert figures["agreement"] == 1.0 and figures["box_agreement"] == 1.0
+    assert figures["iou_min"] == pytest.approx(40 / 41) and figures["score_error"] == pytest.approx(0.01)
+    assert judge(figures, Budget()) == "iou_min 0.9756 < 0.9900"
+    other_class = _detections((10, 10, 50, 50, 0.9, 3), (60, 60, 90, 90, 0.5, 2))
+    extra = _detections((10, 10, 50, 50, 0.9, 1), (60, 60, 90, 90, 0.5, 2), (0, 0, 5, 5, 0.3, 1))
+    figures = COMPARE["detect"]([a, a, a], [other_class, extra, a])
+    assert figures["agreement"] == pytest.approx(1 / 3)
+    assert figures["box_agreement"] == pytest.approx(2 * (1 + 2 + 2) / (4 + 5 + 4))
+    empty = _detections()
+    assert COMPARE["detect"]([empty], [empty])["agreement"] == 1.0
+    assert COMPARE["detect"]([empty], [a])["agreement"] == 0.0
+
+
+def test_the_builtin_scenes_are_deterministic_and_varied() -> None:
+    scenes = builtin_scenes()
+    assert len(scenes) == 24 and all(np.array_equal(x, y) for x, y in zip(scenes, builtin_scenes(), strict=True))
+    sizes = {s.shape[:2] for s in scenes}
+    assert len(sizes) == 24 and min(min(s) for s in sizes) < 100 and max(max(s) for s in sizes) > 400
+    assert all(s.dtype == np.uint8 and s.shape[2] == 3 and len(np.unique(s.reshape(-1, 3), axis=0)) > 1 for s in scenes)
+
+
+def test_int8_is_refused_for_detect_before_any_work() -> None:
+    with pytest.raises(OptionError, match="detect gets the fp32 ONNX variant"):
+        optimize("detect", int8=True)

@@ -290,6 +290,24 @@ class _Payload:
         return (os.mkdir, (str(self.marker),))
 
 
+def test_answers_do_not_depend_on_the_first_image_the_model_saw(faster, images, tmp_path: Path) -> None:
+    # torchvision's RoI pooler infers its scales on its first call and keeps them; from a short wide
+    # image (resized to 38 x 96, padded to 64 x 96) it would infer 1/2 for the stride-4 level.
+    from modeldeck.runtimes.torchvision import Selection
+
+    wide = np.full((174, 436, 3), 90, np.uint8)
+    runtime = TorchvisionRuntime.load(faster["folder"])
+    select = Selection(confidence=0.05, iou=0.5, max_detections=100)
+    runtime.detect([runtime.to_tensor(wide)], [select])
+    pool = runtime.model.roi_heads.box_roi_pool
+    assert pool.scales == [0.25, 0.125, 0.0625, 0.03125]
+    got = runtime.detect([runtime.to_tensor(images[0])], [select])[0]
+    expected = _forward(faster["reference"], images[:1])[0]  # torchvision's builder, first shown a padless image
+    assert len(got.scores) > 0
+    np.testing.assert_allclose(got.boxes, expected["boxes"], atol=1e-4)
+    np.testing.assert_array_equal(got.labels, expected["labels"])
+
+
 def test_a_checkpoint_that_runs_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "code-ran"
     state = {"roi_heads.box_predictor.cls_score.weight": torch.zeros(3, 4), "payload": _Payload(marker)}

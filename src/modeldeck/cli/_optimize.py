@@ -21,18 +21,31 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "and store the variants inside the accuracy budget as NAME@onnx and NAME@int8.",
     )
     opt.add_argument(
-        "task", choices=["embed", "classify", "ner", "qa", "classify-image"], help="the task the model serves"
+        "task",
+        choices=["embed", "classify", "ner", "qa", "classify-image", "detect"],
+        help="the task the model serves",
     )
     opt.add_argument("--model", help="model name, name@version or path (default: the task's default model)")
     opt.add_argument("--int8", action="store_true", help="also try int8 quantization (dynamic, per-channel, ...)")
     opt.add_argument(
         "--calibration",
-        help="texts to verify on: .txt (one a line), .csv, .jsonl or .parquet; classify-image: a folder of images",
+        help="texts to verify on: .txt (one a line), .csv, .jsonl or .parquet; classify-image, detect: a folder "
+        "of images",
     )
     opt.add_argument("--text-column", help="column of --calibration holding the text (default: text)")
     opt.add_argument("--min-cosine-mean", type=float, help="embed: least mean cosine to the original (default 0.99)")
     opt.add_argument("--min-cosine", type=float, help="embed: least cosine of any text (default 0.97)")
-    opt.add_argument("--min-agreement", type=float, help="classify/ner/qa: least agreement (default 0.99)")
+    opt.add_argument(
+        "--min-agreement",
+        type=float,
+        help="classify/ner/qa/classify-image: least agreement; detect: least share of images whose "
+        "box sets agree (default 0.99)",
+    )
+    opt.add_argument(
+        "--min-iou",
+        type=float,
+        help="detect: least IoU of a variant's box with the original's it matches (default 0.99)",
+    )
     opt.add_argument("--seconds", type=float, default=3.0, help="seconds each timing runs (default 3)")
     opt.add_argument("--dry-run", action="store_true", help="measure and report, store nothing")
     opt.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -43,7 +56,12 @@ def run_optimize(args: argparse.Namespace) -> int:
     from ..optimizing import optimize
 
     budget: dict[str, Any] = {}
-    for flag, key in (("min_cosine_mean", "cosine_mean"), ("min_cosine", "cosine_min"), ("min_agreement", "agreement")):
+    for flag, key in (
+        ("min_cosine_mean", "cosine_mean"),
+        ("min_cosine", "cosine_min"),
+        ("min_agreement", "agreement"),
+        ("min_iou", "iou_min"),
+    ):
         if getattr(args, flag) is not None:
             budget[key] = getattr(args, flag)
     report = optimize(

@@ -25,7 +25,7 @@ from ..config import Settings
 from ..errors import ConfigError, InputError, OptionError, UnknownNameError
 from ..types import ModelInfo
 from ._compare import COMPARE, Budget, judge
-from ._sample import QUESTIONS, builtin_texts
+from ._sample import QUESTIONS, builtin_scenes, builtin_texts
 
 __all__ = ["Budget", "OptimizeReport", "VariantReport", "optimize"]
 
@@ -36,7 +36,10 @@ _SOURCES: Mapping[str, Mapping[str, str]] = {
     "ner": {"transformers": "token-classification"},
     "qa": {"transformers": "question-answering"},
     "classify-image": {"torchvision": "torchvision-classifier"},
+    "detect": {"torchvision": "torchvision-detector"},
 }
+#: Tasks whose inputs are images (verified on a folder of them, or on built-in images).
+_IMAGE_TASKS = ("classify-image", "detect")
 
 
 @dataclass(frozen=True)
@@ -218,17 +221,20 @@ def _read_calibration(path: str | Path, text_column: str | None) -> list[str]:
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
-def _images(folder: str | Path | None) -> list[Any]:
-    """The image files of ``folder``, or 48 built-in images: colour fields with noise and a patch, varied sizes."""
+def _images(folder: str | Path | None, task: str = "classify-image") -> list[Any]:
+    """The image files of ``folder``; else for ``detect`` 24 built-in scenes with shapes (``builtin_scenes``),
+    for ``classify-image`` 48 built-in images: colour fields with noise and a patch, varied sizes."""
     if folder is not None:
         path = Path(folder)
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES) if path.is_dir() else []
         if len(files) < 4:
             raise InputError(
-                f"{str(folder)!r} holds {len(files)} images; classify-image verification needs a folder of at least 4",
+                f"{str(folder)!r} holds {len(files)} images; {task} verification needs a folder of at least 4",
                 hint=f"give a folder of {', '.join(_IMAGE_SUFFIXES)} files",
             )
         return [str(p) for p in files]
+    if task == "detect":
+        return list(builtin_scenes())
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -289,6 +295,8 @@ def _candidates(task: str, info: ModelInfo, int8: bool, probe: _Probe, budget: B
             onnx_export.export_sentence_transformer(Path(info.path), out)
         elif head == "torchvision-classifier":
             onnx_export.export_torchvision_classifier(Path(info.path), info.card, out)
+        elif head == "torchvision-detector":
+            onnx_export.export_torchvision_detector(Path(info.path), info.card, out)
         else:
             onnx_export.export_transformers_head(Path(info.path), head, out)
         return {}
@@ -345,11 +353,11 @@ def optimize(
 
     if task not in _SOURCES:
         raise UnknownNameError("optimize task", task, sorted(_SOURCES))
-    if int8 and task == "classify-image":
+    if int8 and task in _IMAGE_TASKS:
         # Dynamic quantization covers MatMul and Gemm: a convolutional network would keep nearly all its work fp32.
         raise OptionError(
-            "int8 variants are made for embed, classify, ner and qa; classify-image gets the fp32 ONNX variant",
-            hint="run `modeldeck optimize classify-image` without --int8",
+            f"int8 variants are made for embed, classify, ner and qa; {task} gets the fp32 ONNX variant",
+            hint=f"run `modeldeck optimize {task}` without --int8",
         )
     if timing_seconds <= 0:
         raise OptionError(f"timing_seconds must be > 0, got {timing_seconds}")
@@ -363,8 +371,8 @@ def optimize(
             f"{', '.join(_SOURCES[task])}",
             hint="name the original model (not an ONNX variant) with --model",
         )
-    if task == "classify-image":
-        inputs: list[Any] = _images(calibration)
+    if task in _IMAGE_TASKS:
+        inputs: list[Any] = _images(calibration, task)
         sample = (
             f"{Path(calibration).name} ({len(inputs)} images)" if calibration else f"built-in ({len(inputs)} images)"
         )
@@ -378,9 +386,14 @@ def optimize(
         # Each text is a context, asked in turn each of a few questions that the model may or may not answer.
         inputs = [{"question": QUESTIONS[i % len(QUESTIONS)], "context": text} for i, text in enumerate(inputs)]
 
+    # torchvision pads a detector's batch to its largest image, which moves its answers a little; the
+    # ONNX variant runs each image alone, so the reference is the original's answer for a batch of one.
     original = load_info(info, task, settings=settings)
     try:
-        reference = original.predict(inputs)
+        if task == "detect":
+            reference = [original.predict([image])[0] for image in inputs]
+        else:
+            reference = original.predict(inputs)
         latency, throughput = _timing(original, _typical(inputs), timing_seconds)
     finally:
         original.close()

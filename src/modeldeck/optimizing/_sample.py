@@ -1,15 +1,20 @@
-"""The built-in verification sample: a few hundred varied sentences made in code, so no download is needed.
+"""The built-in verification samples, made in code so no download is needed: varied sentences, and scenes for detectors.
 
 Varied on purpose: lengths from one word to past a 256-token window (so chunking is exercised),
 questions, numbers, code, URLs, accents, CJK, emoji and odd spacing, since quantization errors
-show first on inputs unlike the usual ones.
+show first on inputs unlike the usual ones. The scenes vary size and aspect (so a detector's
+resize runs at many scales), background (flat, gradient, noise) and the number of objects.
 """
 
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
-__all__ = ["QUESTIONS", "builtin_texts"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["QUESTIONS", "builtin_scenes", "builtin_texts"]
 
 _SUBJECTS = (
     "The model",
@@ -104,3 +109,36 @@ def builtin_texts(count: int = 300, *, seed: int = 0) -> list[str]:
         else:
             texts.append(rng.choice(("yes", "No.", "42", "¿Qué?", "👍", "see you at 5pm", "ERROR 500")))
     return texts
+
+
+def builtin_scenes(count: int = 24, *, seed: int = 0) -> list[np.ndarray]:
+    """``count`` RGB scenes (H, W, 3) uint8, 64 to 480 pixels a side: rectangles, discs, stripes on varied grounds."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    scenes = []
+    for i in range(count):
+        h, w = int(rng.integers(64, 481)), int(rng.integers(64, 481))
+        y, x = np.mgrid[0:h, 0:w]
+        kind = i % 3
+        if kind == 0:  # a flat colour
+            ground = np.broadcast_to(rng.integers(0, 256, 3), (h, w, 3)).astype(np.float64)
+        elif kind == 1:  # a two-way gradient
+            ground = np.stack([x * 255 / w, y * 255 / h, np.full((h, w), rng.uniform(0, 255))], -1)
+        else:  # textured noise
+            ground = rng.normal(128, 40, (h, w, 3))
+        image = ground.clip(0, 255).astype(np.uint8)
+        for _ in range(int(rng.integers(1, 7))):
+            colour = rng.integers(0, 256, 3)
+            cy, cx = int(rng.integers(0, h)), int(rng.integers(0, w))
+            ry, rx = int(rng.integers(4, max(5, h // 3))), int(rng.integers(4, max(5, w // 3)))
+            shape = int(rng.integers(0, 3))
+            if shape == 0:
+                image[max(0, cy - ry) : cy + ry, max(0, cx - rx) : cx + rx] = colour
+            elif shape == 1:
+                image[((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 < 1] = colour
+            else:  # a striped patch
+                stripes = ((x + y) // max(2, rx // 3)) % 2 == 0
+                image[stripes & (np.abs(y - cy) < ry) & (np.abs(x - cx) < rx)] = colour
+        scenes.append(image)
+    return scenes

@@ -20,20 +20,28 @@ from .base import import_framework
 
 __all__ = [
     "EXPORT_CONFIG",
+    "FAMILY_KEY",
     "OPSET",
+    "RCNN_FAMILY",
     "OnnxExportConfig",
     "export_sentence_transformer",
     "export_torchvision_classifier",
+    "export_torchvision_detector",
     "export_transformers_head",
     "matmul_nodes",
     "quantize_int8",
     "read_export_config",
+    "resized_size",
     "tool_versions",
 ]
 
 EXPORT_CONFIG = "modeldeck-onnx.json"
 # Opset 17 has LayerNormalization as one op; onnxruntime >= 1.14 runs it, and the legacy exporter writes it.
 OPSET = 17
+#: The graph metadata key (and value) that mark a torchvision R-CNN exported by modeldeck, so that the
+#: ``detect`` ONNX backend tells it from a YOLO export without guessing from shapes.
+FAMILY_KEY = "modeldeck.family"
+RCNN_FAMILY = "torchvision-rcnn"
 _TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "config.json")
 
@@ -263,6 +271,112 @@ def export_torchvision_classifier(source: Path, card: Mapping[str, Any], out: Pa
     if prep.get("resize_size") is not None:
         sidecar["preprocessing"]["resize"] = int(prep["resize_size"])
     (out / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+
+
+def export_torchvision_detector(source: Path, card: Mapping[str, Any], out: Path) -> None:
+    """A torchvision Faster / Mask R-CNN folder as a graph from one image to its scored candidate boxes.
+
+    The graph takes ``image`` ``[3, H, W]`` (float RGB in [0, 1]) and ``resized`` ``[h, w, 0]``, an
+    empty tensor whose shape is the size the model's transform resizes the image to (computed by
+    the caller, ``resized_size``). The traced transform would compute that size in float32 and lose
+    a pixel on some sizes (436 x 96/436 floors to 95); torchvision computes it in double, so the size
+    comes in from outside. The graph normalises, resizes bilinearly to that size and pads as the
+    transform does, then runs the backbone, the RPN (its NMS and proposal counts are the model's
+    constructor settings, fixed in the graph) and the box head. It gives what torchvision's
+    ``postprocess_detections`` starts from: ``boxes`` ``[proposals, classes - 1, 4]``, decoded and
+    clipped, in resized-image pixels, and their softmax ``scores`` ``[proposals, classes - 1]``
+    (background dropped). The request's own selection (score threshold, NMS IoU, classes, how many)
+    stays outside the graph, in the ``detect`` backend (``tasks/_rcnn_onnx.py``), so every request
+    option keeps its meaning. A Mask R-CNN is exported without its mask head: the variant serves
+    ``detect``. The graph's metadata holds ``FAMILY_KEY``, the transform's ``min_size`` / ``max_size``
+    and the class names (``labels``, a JSON list, background first), so the file alone is the model.
+    """
+    from .torchvision import TorchvisionRuntime
+
+    torch = import_framework("torch", package="torch", extra="torch")
+    onnx = import_framework("onnx", package="onnx", extra="onnx", purpose="ONNX export")
+    runtime = TorchvisionRuntime.load(source, card=card, device="cpu")  # imports torchvision, or says how to
+    model = runtime.model
+    from torchvision.models.detection.image_list import ImageList
+    from torchvision.ops import boxes as box_ops
+
+    transform = model.transform
+    if transform.fixed_size is not None or len(transform.min_size) != 1:
+        raise ConfigError(
+            f"{source.name!r} resizes to a fixed size or to one of several sizes ({transform.min_size}), "
+            "which the ONNX export does not reproduce",
+            hint="export a model built with one min_size and no fixed_size",
+        )
+
+    class _Candidates(torch.nn.Module):  # type: ignore[misc, name-defined]
+        """``GeneralizedRCNN.forward`` for one image, stopped where the per-request selection begins."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, image: Any, resized: Any) -> tuple[Any, Any]:
+            size = (resized.shape[0], resized.shape[1])
+            pixels = torch.nn.functional.interpolate(
+                transform.normalize(image)[None], size=size, mode="bilinear", align_corners=False
+            )[0]
+            images = ImageList(transform.batch_images([pixels], size_divisible=transform.size_divisible), [size])
+            features = self.model.backbone(images.tensors)
+            proposals, _ = self.model.rpn(images, features)
+            heads = self.model.roi_heads
+            pooled = heads.box_head(heads.box_roi_pool(features, proposals, images.image_sizes))
+            logits, regression = heads.box_predictor(pooled)
+            boxes = box_ops.clip_boxes_to_image(heads.box_coder.decode(regression, proposals), size)
+            return boxes[:, 1:], torch.nn.functional.softmax(logits, -1)[:, 1:]
+
+    min_size, max_size = int(transform.min_size[-1]), int(transform.max_size)
+    height, width = 240, 320
+    h, w = resized_size((height, width), min_size, max_size)
+    out.mkdir(parents=True, exist_ok=True)
+    file = out / "model.onnx"
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        # Tracer notes about Python conditions on shapes: torchvision's detection code takes its
+        # ONNX branches while tracing (torchvision._is_tracing), which hold for every image size.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Candidates().eval(),
+            (torch.rand(3, height, width, generator=torch.Generator().manual_seed(0)), torch.zeros(h, w, 0)),
+            str(file),
+            input_names=["image", "resized"],
+            output_names=["boxes", "scores"],
+            dynamic_axes={
+                "image": {1: "height", 2: "width"},
+                "resized": {0: "resized_height", 1: "resized_width"},
+                "boxes": {0: "proposals"},
+                "scores": {0: "proposals"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    graph = onnx.load(str(file))
+    onnx.helper.set_model_props(
+        graph,
+        {
+            FAMILY_KEY: RCNN_FAMILY,
+            "architecture": runtime.spec.architecture,
+            "min_size": str(min_size),
+            "max_size": str(max_size),
+            "labels": json.dumps(list(runtime.categories)),
+        },
+    )
+    onnx.save(graph, str(file))
+
+
+def resized_size(size: tuple[int, int], min_size: int, max_size: int) -> tuple[int, int]:
+    """The (height, width) torchvision's ``GeneralizedRCNNTransform`` resizes a (height, width) image to.
+
+    Its scale is ``min(min_size / shorter side, max_size / longer side)`` and each side becomes
+    ``int(side * scale)``, both in double precision, as ``interpolate(recompute_scale_factor=True)``
+    computes them outside a trace.
+    """
+    height, width = size
+    scale = min(min_size / min(height, width), max_size / max(height, width))
+    return int(height * scale), int(width * scale)
 
 
 def matmul_nodes(file: Path) -> list[str]:

@@ -257,6 +257,25 @@ def _default_categories(num_classes: int) -> tuple[str, ...]:
     return ("__background__", *(f"class_{i}" for i in range(1, num_classes)))
 
 
+def _pin_roi_scales(model: Any, device: Any) -> None:
+    """Fix the RoI poolers' feature-map scales before the first image, from an image that needs no padding.
+
+    torchvision's ``MultiScaleRoIAlign`` infers each level's scale on its first call, from the
+    feature map's height over the batch's largest *unpadded* image height, and keeps it. A short
+    wide first image (resized to 38 x 96, padded to 64 x 96) makes it infer 1/2 for the stride-4
+    level, and every later image is then pooled from the wrong places. A 64 x 64 image is padded
+    by nothing, so the poolers infer the backbone's true strides (1/4 ... 1/32) from it.
+    """
+    torch = _torch()
+    size = 64
+    with torch.inference_mode():
+        features = model.backbone(torch.zeros(1, 3, size, size, device=device))
+        for pool in (model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool):
+            if pool is not None:
+                pool.scales = pool.map_levels = None
+                pool(features, [torch.zeros(1, 4, device=device)], [(size, size)])
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
     """Which boxes to keep for one image: score at least ``confidence``, ``classes`` (ids) or all,
@@ -335,6 +354,7 @@ class TorchvisionRuntime:
                 hint="check 'architecture' (v1 and v2 differ) in the card or " + SIDECAR,
             ) from None
         model.eval().to(torch_device)
+        _pin_roi_scales(model, torch_device)
         return cls(model, spec, tuple(categories), device=str(torch_device))
 
     @property

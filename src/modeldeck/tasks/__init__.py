@@ -45,7 +45,8 @@ BACKENDS.register("chat", "transformers", "modeldeck.tasks.generate:CausalLM")
 TASKS.register("detect", "modeldeck.tasks.detect:DetectTask")
 TASKS.register("segment", "modeldeck.tasks.detect:SegmentTask")
 for _task in ("detect", "segment"):
-    BACKENDS.register(_task, "onnxruntime", "modeldeck.tasks._yolo:YoloDetector")
+    # YOLO exports, and the R-CNN variants `modeldeck optimize detect` makes (tasks/_rcnn_onnx.py tells them apart).
+    BACKENDS.register(_task, "onnxruntime", "modeldeck.tasks._rcnn_onnx:OnnxDetector")
     BACKENDS.register(_task, "torchvision", "modeldeck.tasks._rcnn:RCNNDetector")
 # Faces
 TASKS.register("face-detect", "modeldeck.tasks.faces:FaceDetectTask")
