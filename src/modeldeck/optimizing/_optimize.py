@@ -117,6 +117,8 @@ class _Probe:
 
     def __init__(self, task: str, info: ModelInfo, inputs: Sequence[Any], reference: Sequence[Any], settings: Settings):
         self.task, self.info, self.inputs, self.reference, self.settings = task, info, inputs, reference, settings
+        #: Each candidate's results on the whole sample, by candidate name (the search starts from per-channel's).
+        self.seen: dict[str, list[Any]] = {}
 
     def load(self, folder: Path, version: str) -> Any:
         from .._api import load_info
@@ -169,8 +171,10 @@ def _guided_exclusions(
     """
     from ..runtimes import onnx_export
 
-    onnx_export.quantize_int8(source, out, per_channel=True)
-    plain = probe.results(out)
+    plain = probe.seen.get("int8-per-channel")
+    if plain is None:  # not among this run's candidates
+        onnx_export.quantize_int8(source, out, per_channel=True)
+        plain = probe.results(out)
     if judge(probe.figures(plain), budget) is None:
         return None
     margins = probe.margins(plain, budget)
@@ -421,7 +425,8 @@ def optimize(
                 options = {**candidate.options, **found}
                 loaded = probe.load(folder, candidate.name)
                 try:
-                    figures = probe.figures(loaded.predict(inputs))
+                    probe.seen[candidate.name] = list(loaded.predict(inputs))
+                    figures = probe.figures(probe.seen[candidate.name])
                     latency, throughput = _timing(loaded, _typical(inputs), timing_seconds)
                 finally:
                     loaded.close()

@@ -20,6 +20,7 @@ ctypes; where there is no ``/proc/self/smaps`` or no C library exporting it, not
 from __future__ import annotations
 
 import ctypes
+from pathlib import Path
 
 __all__ = ["drop_library_pages", "library_mappings"]
 
@@ -37,22 +38,21 @@ def library_mappings(smaps: str = "/proc/self/smaps") -> list[tuple[int, int]]:
     ranges: list[tuple[int, int]] = []
     current: tuple[int, int] | None = None
     try:
-        lines = open(smaps)  # closed by the with below
+        text = Path(smaps).read_text()
     except OSError:
         return ranges
-    with lines:
-        for line in lines:
-            first = line.split(maxsplit=1)[0]
-            if not first.endswith(":"):  # a mapping's header: "start-end perms offset dev inode [path]"
-                if current is not None:
-                    ranges.append(current)
-                fields = line.split(maxsplit=5)
-                perms, path = fields[1], fields[5].strip() if len(fields) > 5 else ""
-                start, end = (int(x, 16) for x in fields[0].split("-"))
-                readonly_private = perms[1] == "-" and perms[3] == "p"
-                current = (start, end) if readonly_private and _is_library(path) else None
-            elif current is not None and first in _WRITTEN and line.split()[1] != "0":
-                current = None
+    for line in text.splitlines():
+        first = line.split(maxsplit=1)[0]
+        if not first.endswith(":"):  # a mapping's header: "start-end perms offset dev inode [path]"
+            if current is not None:
+                ranges.append(current)
+            fields = line.split(maxsplit=5)
+            perms, path = fields[1], fields[5].strip() if len(fields) > 5 else ""
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            readonly_private = perms[1] == "-" and perms[3] == "p"
+            current = (start, end) if readonly_private and _is_library(path) else None
+        elif current is not None and first in _WRITTEN and line.split()[1] != "0":
+            current = None
     if current is not None:
         ranges.append(current)
     return ranges
